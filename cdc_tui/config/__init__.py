@@ -1,0 +1,1 @@
+"""Settings: TOML file plus CDC_TUI_* environment variables, environment wins."""

@@ -1,0 +1,1 @@
+"""Replication engines: embedded (pgoutput) and Kafka Connect (Debezium)."""

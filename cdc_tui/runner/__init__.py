@@ -1,0 +1,1 @@
+"""The step runner and its process lease."""

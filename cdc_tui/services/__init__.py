@@ -1,0 +1,1 @@
+"""Operations the CLI and the console both call."""

@@ -1,0 +1,1 @@
+"""Source databases: catalog reading and preflight (PostgreSQL)."""

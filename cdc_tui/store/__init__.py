@@ -1,0 +1,1 @@
+"""Metadata DB: models, migrations, repositories."""

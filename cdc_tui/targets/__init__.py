@@ -1,0 +1,1 @@
+"""Target databases: DDL, type mapping, preflight (PostgreSQL, SQL Server)."""
