@@ -1,0 +1,262 @@
+"""The `cdc-tui` command line: the verbs and exit codes of DESIGN §7.
+
+Exit codes: 0 done, 1 the operation failed, 2 usage or configuration error. Errors go to stderr
+as one sentence; `--json` output goes to stdout only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cdc_tui import __version__
+from cdc_tui.cli_output import findings_text, print_json, status_text, table
+from cdc_tui.domain.findings import has_errors
+from cdc_tui.domain.spec import parse_table_list
+from cdc_tui.domain.status import Engine, Mode
+from cdc_tui.errors import CdcTuiError, NotAvailableError
+from cdc_tui.logging_setup import configure_logging
+from cdc_tui.services.context import AppContext, build_context
+from cdc_tui.services.pipelines import create_pipeline, drop_pipeline, list_pipelines
+from cdc_tui.services.plan import plan_pipeline
+from cdc_tui.services.preflight import check_pipeline
+from cdc_tui.services.status import status_document, summary_document
+from cdc_tui.store.repositories import LeaseRepository
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AppContext, argparse.Namespace], int]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _cmd_create(ctx: AppContext, args: argparse.Namespace) -> int:
+    record = create_pipeline(
+        ctx,
+        name=args.name,
+        source=args.source,
+        target=args.target,
+        tables=parse_table_list(args.tables),
+        mode=Mode(args.mode),
+        engine=Engine(args.engine),
+        target_schema=args.target_schema,
+        connect_url=args.connect_url,
+    )
+    if args.json:
+        print_json(summary_document(record, None, datetime.now(UTC)))
+    else:
+        print(
+            f"Pipeline {record.name} created with {len(record.tables)} table(s); "
+            f"run `cdc-tui check {record.name}` to verify the source and target."
+        )
+    return EXIT_OK
+
+
+def _cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    leases = LeaseRepository(ctx.store)
+    docs = [summary_document(p, leases.get(p.name), now) for p in list_pipelines(ctx)]
+    if args.json:
+        print_json(docs)
+        return EXIT_OK
+    if not docs:
+        print("No pipelines yet; create one with `cdc-tui pipeline create`.")
+        return EXIT_OK
+    cols = ["name", "engine", "mode", "status", "full_load_status", "cdc_status", "health"]
+    print(table([[str(d[c]) for c in cols] for d in docs], cols))
+    return EXIT_OK
+
+
+def _cmd_status(ctx: AppContext, args: argparse.Namespace) -> int:
+    doc = status_document(ctx, args.name)
+    if args.json:
+        print_json(doc)
+    else:
+        print(status_text(doc))
+    return EXIT_OK
+
+
+def _cmd_check(ctx: AppContext, args: argparse.Namespace) -> int:
+    pipeline, findings = check_pipeline(ctx, args.name)
+    failed = has_errors(findings)
+    if args.json:
+        print_json(
+            {
+                "name": pipeline.name,
+                "ok": not failed,
+                "findings": [f.to_json() for f in findings],
+            }
+        )
+    else:
+        print(findings_text(findings))
+    if failed:
+        print(
+            f"error: Preflight of pipeline {args.name!r} found problems; fix the errors above "
+            "and run the check again.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _cmd_plan(ctx: AppContext, args: argparse.Namespace) -> int:
+    result = plan_pipeline(ctx, args.name)
+    if args.json:
+        print_json({"name": args.name, **result.to_json()})
+    else:
+        print(result.sql)
+    return EXIT_OK
+
+
+def _cmd_drop(ctx: AppContext, args: argparse.Namespace) -> int:
+    drop_pipeline(ctx, args.name)
+    print(f"Pipeline {args.name} dropped.")
+    return EXIT_OK
+
+
+def _not_available(verb: str, issue: str) -> Handler:
+    def handler(ctx: AppContext, args: argparse.Namespace) -> int:
+        raise NotAvailableError(
+            f"`cdc-tui {verb}` is not available yet in this version ({issue}); "
+            "use `cdc-tui status` and `cdc-tui check` meanwhile."
+        )
+
+    return handler
+
+
+def _cmd_demo(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.demo import run_demo  # the demo pulls in pgserver, which most runs never need
+
+    return run_demo(duration=args.duration, interval=args.interval)
+
+
+def _common(json_flag: bool = False) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="config file (default: $CDC_TUI_CONFIG or the user config directory)",
+    )
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cdc-tui",
+        description="Replicate PostgreSQL tables into PostgreSQL or SQL Server and keep them "
+        "in sync. Without a verb, opens the console.",
+        parents=[_common()],
+    )
+    parser.add_argument("--version", action="version", version=f"cdc-tui {__version__}")
+    parser.set_defaults(handler=_not_available("(console)", "the console lands with issue 4"))
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    demo = verbs.add_parser(
+        "demo", parents=[_common()], help="run the demo on an embedded PostgreSQL"
+    )
+    demo.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    demo.add_argument("--interval", type=float, default=2.0, help="seconds between status lines")
+    demo.set_defaults(handler=_cmd_demo)
+
+    pipeline = verbs.add_parser("pipeline", parents=[_common()], help="create pipelines")
+    pverbs = pipeline.add_subparsers(dest="pipeline_verb", metavar="VERB", required=True)
+    create = pverbs.add_parser(
+        "create", parents=[_common(json_flag=True)], help="create a pipeline"
+    )
+    create.add_argument("name")
+    create.add_argument("--source", required=True, metavar="URL|CONN")
+    create.add_argument("--target", required=True, metavar="URL|CONN")
+    create.add_argument("--tables", required=True, metavar="T1,T2", help="schema.table list")
+    create.add_argument(
+        "--mode", choices=[m.value for m in Mode], default=Mode.FULL_LOAD_AND_CDC.value
+    )
+    create.add_argument(
+        "--engine", choices=[e.value for e in Engine], default=Engine.EMBEDDED.value
+    )
+    create.add_argument("--target-schema", default=None, metavar="SCHEMA")
+    create.add_argument("--connect-url", default=None, metavar="URL")
+    create.set_defaults(handler=_cmd_create)
+
+    for verb, handler, helptext in (("list", _cmd_list, "list pipelines"),):
+        sp = verbs.add_parser(verb, parents=[_common(json_flag=True)], help=helptext)
+        sp.set_defaults(handler=handler)
+
+    for verb, handler, helptext in (
+        ("status", _cmd_status, "show a pipeline's unified status"),
+        ("check", _cmd_check, "preflight the source and target; changes nothing"),
+        ("plan", _cmd_plan, "print the Step 0 DDL; reads only the source catalog"),
+        ("validate", _not_available("validate", "it lands with the embedded engine, issue 3"),
+         "compare row counts and checksums, source vs target"),
+    ):  # fmt: skip
+        sp = verbs.add_parser(verb, parents=[_common(json_flag=True)], help=helptext)
+        sp.add_argument("name")
+        sp.set_defaults(handler=handler)
+
+    start = verbs.add_parser("start", parents=[_common()], help="launch the runner detached")
+    start.add_argument("name")
+    start.add_argument("--wait", choices=["running", "completed"], default=None)
+    start.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    stop = verbs.add_parser(
+        "stop", parents=[_common()], help="stop the runner after its transaction"
+    )
+    stop.add_argument("name")
+    stop.add_argument("--wait", action="store_true")
+    stop.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    resync = verbs.add_parser("resync", parents=[_common()], help="full load again")
+    resync.add_argument("name")
+    resync.add_argument("--table", default=None, metavar="T")
+    run = verbs.add_parser("run", parents=[_common()], help="the runner, in the foreground")
+    run.add_argument("name")
+    for sp, verb in ((start, "start"), (stop, "stop"), (resync, "resync"), (run, "run")):
+        sp.set_defaults(
+            handler=_not_available(verb, "the runner lands with the embedded engine, issue 3")
+        )
+
+    drop = verbs.add_parser("drop", parents=[_common()], help="stop and forget a pipeline")
+    drop.add_argument("name")
+    drop.set_defaults(handler=_cmd_drop)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `cdc-tui` script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    ctx: AppContext | None = None
+    logfile: Path | str = "the log file"
+    try:
+        ctx = build_context(getattr(args, "config", None))
+        logfile = configure_logging(ctx.settings.logging.level, ctx.settings.logging.file)
+        for warning in ctx.loaded.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        log.info("cdc-tui %s: %s", __version__, args.verb or "console")
+        return handler(ctx, args)
+    except CdcTuiError as exc:
+        log.info("%s: %s", exc.title, exc.message)
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: logged with its traceback, one line out
+        log.exception("unexpected error")
+        print(
+            f"error: cdc-tui failed unexpectedly ({type(exc).__name__}); the traceback is in "
+            f"{logfile}.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    finally:
+        if ctx is not None:
+            ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The settings models: every key of config.toml and every CDC_TUI_* variable is a field here.
+
+Build a `Settings` with `cdc_tui.config.loader.load_settings`; `Settings()` on its own gives the
+defaults and deliberately never reads `os.environ`, so tests stay hermetic.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Self
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONNECTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+ENV_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+URL_SCHEMES = ("postgresql", "postgres", "mssql")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# hide_input_in_errors keeps a password-bearing URL out of a chained ValidationError's text.
+_MODEL_CONFIG = ConfigDict(extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
+
+
+def url_scheme(url: str) -> str | None:
+    """The lower-cased scheme of `url` (`postgresql` for `postgres://`), or None if it has none."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        return None
+    scheme = scheme.lower()
+    return "postgresql" if scheme == "postgres" else scheme
+
+
+class ConnectionSettings(BaseModel):
+    """A named database connection: `[connections.NAME]` in the file."""
+
+    model_config = _MODEL_CONFIG
+
+    url: str = Field(repr=False)
+    """postgresql://, postgres:// or mssql:// URL; keep the password out of it if you can."""
+
+    password_env: str | None = None
+    """Name of the environment variable that holds the password."""
+
+    password_file: Path | None = None
+    """File whose content (trailing newline stripped) is the password."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_scheme(cls, value: str) -> str:
+        if url_scheme(value) not in URL_SCHEMES:
+            raise ValueError("the URL must start with postgresql://, postgres:// or mssql://")
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _check_env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_VAR_NAME_RE.match(value):
+            raise ValueError("password_env must be an environment variable name like PROD_PW")
+        return value
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> Self:
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("set password_env or password_file, not both")
+        return self
+
+
+class ConsoleSettings(BaseModel):
+    """The Textual console: `[console]`."""
+
+    model_config = _MODEL_CONFIG
+
+    refresh_interval: float = Field(default=2.0, gt=0)
+    """Seconds between two polls of pipeline status."""
+
+    read_only: bool = False
+    """Hide every action that changes a pipeline (start, stop, resync, drop)."""
+
+    keys: dict[str, str] = Field(default_factory=dict)
+    """Key remapping: binding id -> key, e.g. quit = "ctrl+q"."""
+
+
+class RunnerSettings(BaseModel):
+    """The pipeline runner (`cdc-tui run`): `[runner]`."""
+
+    model_config = _MODEL_CONFIG
+
+    full_load_workers: int = Field(default=2, ge=1, le=64)
+    """Tables copied in parallel during the full load."""
+
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    """Seconds between two renewals of the runner's lease."""
+
+    lease_timeout: float = Field(default=30.0, gt=0)
+    """Seconds without a heartbeat after which a runner counts as dead."""
+
+    retry_max_backoff: float = Field(default=60.0, gt=0)
+    """Upper bound in seconds of the exponential backoff between reconnect attempts."""
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeat(self) -> Self:
+        # A lease shorter than the heartbeat would expire under a healthy runner.
+        if self.lease_timeout <= self.heartbeat_interval:
+            raise ValueError("lease_timeout must be greater than heartbeat_interval")
+        return self
+
+
+class LoggingSettings(BaseModel):
+    """The log file: `[logging]`."""
+
+    model_config = _MODEL_CONFIG
+
+    level: str = "INFO"
+    """DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+
+    file: Path | None = None
+    """Log file; unset means cdc-tui.log in the user log directory."""
+
+    @field_validator("level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError("level must be one of " + ", ".join(LOG_LEVELS))
+        return value.upper()
+
+    def log_path(self) -> Path:
+        """The log file to write: `file`, or the platform's user log directory."""
+        if self.file is not None:
+            return self.file.expanduser()
+        return Path(platformdirs.user_log_dir("cdc-tui")) / "cdc-tui.log"
+
+
+class Settings(BaseSettings):
+    """All settings; environment variables CDC_TUI_SECTION__KEY override the file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CDC_TUI_",
+        env_nested_delimiter="__",
+        # File keys are case-sensitive like TOML; the loader's env source is told otherwise.
+        case_sensitive=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        hide_input_in_errors=True,
+    )
+
+    metadata_url: str | None = Field(default=None, repr=False)
+    """SQLAlchemy URL of the metadata DB; unset means a SQLite file in the user data directory."""
+
+    connections: dict[str, ConnectionSettings] = Field(default_factory=dict)
+    """Named connections that --source / --target can refer to."""
+
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    """The Textual console."""
+
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    """The pipeline runner."""
+
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    """The log file."""
+
+    @field_validator("connections")
+    @classmethod
+    def _check_names(cls, value: dict[str, ConnectionSettings]) -> dict[str, ConnectionSettings]:
+        for name in value:
+            if not CONNECTION_NAME_RE.match(name):
+                raise ValueError(
+                    f"connection name {name!r} must be 1 to 63 letters, digits, '_' or '-', "
+                    "starting with a letter"
+                )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only constructor arguments: the loader merges file and environment itself."""
+        # The loader reads the environment through a mapping it is given, so tests can pass one.
+        return (init_settings,)

@@ -1,0 +1,91 @@
+"""The application context the CLI, the runner and the console share: settings plus the store."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cdc_tui.config.connections import ConnectionRef, pg_params
+from cdc_tui.config.loader import LoadedSettings, load_settings
+from cdc_tui.config.settings import Settings
+from cdc_tui.pgconn import PgParams
+from cdc_tui.store.db import Store, open_store
+from cdc_tui.store.records import ConnectionRecord
+
+
+def default_actor(prefix: str = "cli") -> str:
+    """Who did it, for the event history: the tool surface, the OS user and the host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{prefix}:{user}@{socket.gethostname()}"
+
+
+@dataclass
+class AppContext:
+    """Settings and a lazily opened metadata store; one per process."""
+
+    loaded: LoadedSettings
+    environ: Mapping[str, str]
+    actor: str = field(default_factory=default_actor)
+    _store: Store | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.loaded.settings
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings.metadata_url)
+        return self._store
+
+    def pg_params(self, record: ConnectionRecord, application_name: str = "cdc-tui") -> PgParams:
+        """Connection parameters for a stored connection, with its password resolved now."""
+        return pg_params(
+            ref_from_record(record), self.settings, self.environ, application_name=application_name
+        )
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+            self._store = None
+
+
+def ref_from_record(record: ConnectionRecord) -> ConnectionRef:
+    return ConnectionRef(
+        name=record.name,
+        url=record.url,
+        password_env=record.password_env,
+        password_file=record.password_file,
+        kind=record.kind,
+    )
+
+
+def record_from_ref(ref: ConnectionRef) -> ConnectionRecord:
+    return ConnectionRecord(
+        name=ref.name,
+        url=ref.url,
+        password_env=ref.password_env,
+        password_file=ref.password_file,
+        kind=ref.kind,
+    )
+
+
+def build_context(
+    config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    actor: str | None = None,
+) -> AppContext:
+    """Load settings (file + environment) and return a context whose store opens on first use."""
+    env = os.environ if environ is None else environ
+    loaded = load_settings(config_path, environ=env)
+    ctx = AppContext(loaded=loaded, environ=env)
+    if actor is not None:
+        ctx.actor = actor
+    return ctx

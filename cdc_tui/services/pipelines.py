@@ -1,0 +1,82 @@
+"""Creating, listing and dropping pipelines: the metadata side of the CLI verbs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from cdc_tui.config.connections import resolve_connection
+from cdc_tui.domain.spec import TableRef, validate_pipeline_name
+from cdc_tui.domain.status import Engine, Mode
+from cdc_tui.errors import NotAvailableError, OperationError, UsageError
+from cdc_tui.services.context import AppContext, record_from_ref
+from cdc_tui.store.records import PipelineRecord
+from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
+
+log = logging.getLogger(__name__)
+
+
+def create_pipeline(
+    ctx: AppContext,
+    *,
+    name: str,
+    source: str,
+    target: str,
+    tables: Sequence[TableRef],
+    mode: Mode = Mode.FULL_LOAD_AND_CDC,
+    engine: Engine = Engine.EMBEDDED,
+    target_schema: str | None = None,
+    connect_url: str | None = None,
+) -> PipelineRecord:
+    """Validate the request and store the pipeline; connects to nothing (`check` does that)."""
+    validate_pipeline_name(name)
+    src = resolve_connection(source, ctx.settings, role="source")
+    tgt = resolve_connection(target, ctx.settings, role="target")
+    if src.kind != "postgresql":
+        raise UsageError(
+            f"Source {source!r} is not a PostgreSQL connection; cdc-tui replicates from "
+            "PostgreSQL only, so pass a postgresql:// URL or connection name."
+        )
+    if tgt.kind == "mssql":
+        raise NotAvailableError(
+            f"Target {target!r} is SQL Server, which is not available yet in this version; "
+            "use a PostgreSQL target for now."
+        )
+    if engine == Engine.KAFKA_CONNECT and not connect_url:
+        raise UsageError(
+            "The kafka_connect engine needs the Kafka Connect REST URL; pass --connect-url URL."
+        )
+    if engine == Engine.EMBEDDED and connect_url:
+        raise UsageError("--connect-url only applies to --engine kafka_connect; remove it.")
+    record = PipelineRepository(ctx.store).create(
+        name=name,
+        engine=engine,
+        mode=mode,
+        source=record_from_ref(src),
+        target=record_from_ref(tgt),
+        tables=list(tables),
+        target_schema=target_schema,
+        connect_url=connect_url,
+        actor=ctx.actor,
+    )
+    log.info("pipeline %s created with %d tables", name, len(tables))
+    return record
+
+
+def list_pipelines(ctx: AppContext) -> list[PipelineRecord]:
+    return PipelineRepository(ctx.store).list()
+
+
+def drop_pipeline(ctx: AppContext, name: str) -> None:
+    """Forget a pipeline; refused while a live runner holds its lease."""
+    repo = PipelineRepository(ctx.store)
+    pipeline = repo.get(name)
+    lease = LeaseRepository(ctx.store).get(pipeline.name)
+    if lease is not None and lease.is_fresh(datetime.now(UTC)):
+        raise OperationError(
+            f"Pipeline {name!r} has a live runner (pid {lease.pid} on {lease.host}); "
+            f"stop it first with `cdc-tui stop {name}`."
+        )
+    repo.delete(name, actor=ctx.actor, reason="dropped by operator")
+    log.info("pipeline %s dropped", name)

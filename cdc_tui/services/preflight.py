@@ -1,0 +1,21 @@
+"""`cdc-tui check`: preflight of a stored pipeline's source and target, reading only."""
+
+from __future__ import annotations
+
+from cdc_tui.domain.findings import Finding
+from cdc_tui.services.context import AppContext
+from cdc_tui.sources.postgres.preflight import run_source_preflight
+from cdc_tui.store.records import PipelineRecord
+from cdc_tui.store.repositories import PipelineRepository
+from cdc_tui.targets.postgres.preflight import run_target_preflight
+
+
+def check_pipeline(ctx: AppContext, name: str) -> tuple[PipelineRecord, list[Finding]]:
+    """Run every source and target rule; a failing rule is a finding, never an exception."""
+    pipeline = PipelineRepository(ctx.store).get(name)
+    tables = [t.table for t in pipeline.tables]
+    source = ctx.pg_params(pipeline.source, application_name="cdc-tui check")
+    findings = run_source_preflight(source, tables, pipeline=pipeline.name, mode=str(pipeline.mode))
+    target = ctx.pg_params(pipeline.target, application_name="cdc-tui check")
+    findings += run_target_preflight(target, target_schema=pipeline.target_schema, tables=tables)
+    return pipeline, findings
