@@ -185,17 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--connect-url", default=None, metavar="URL")
     create.set_defaults(handler=_cmd_create)
 
-    for verb, handler, helptext in (("list", _cmd_list, "list pipelines"),):
-        sp = verbs.add_parser(verb, parents=[_common(json_flag=True)], help=helptext)
-        sp.set_defaults(handler=handler)
+    listing = verbs.add_parser("list", parents=[_common(json_flag=True)], help="list pipelines")
+    listing.set_defaults(handler=_cmd_list)
 
-    for verb, handler, helptext in (
+    named: tuple[tuple[str, Handler, str], ...] = (
         ("status", _cmd_status, "show a pipeline's unified status"),
         ("check", _cmd_check, "preflight the source and target; changes nothing"),
         ("plan", _cmd_plan, "print the Step 0 DDL; reads only the source catalog"),
         ("validate", _not_available("validate", "it lands with the embedded engine, issue 3"),
          "compare row counts and checksums, source vs target"),
-    ):  # fmt: skip
+    )  # fmt: skip
+    for verb, handler, helptext in named:
         sp = verbs.add_parser(verb, parents=[_common(json_flag=True)], help=helptext)
         sp.add_argument("name")
         sp.set_defaults(handler=handler)

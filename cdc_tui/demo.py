@@ -72,7 +72,7 @@ SELECT o, l, 'SKU-' || (o * 7 + l) % 500, 1 + l
 WRITER_STATEMENTS = (
     "INSERT INTO shop.orders (customer_id, total, note) "
     "VALUES (1 + (random() * 1999)::int, round((random() * 500)::numeric, 2), "
-    "'{\"source\": \"writer\"}')",
+    '\'{"source": "writer"}\')',
     "UPDATE shop.orders SET state = 'paid' WHERE id = (SELECT max(id) FROM shop.orders)",
     "UPDATE shop.customers SET email = md5(random()::text) || '@example.com' "
     "WHERE id = 1 + (random() * 1999)::int",

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -56,7 +57,10 @@ def find_binaries() -> list[PgBinaries]:
     if explicit and (Path(explicit) / "postgres").exists():
         found.append(PgBinaries(Path(explicit), _major_of(Path(explicit)), "CDC_TUI_PG_BINDIR"))
     try:
-        from pgserver._commands import POSTGRES_BIN_PATH  # bundled PostgreSQL of the demo extra
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime dir at import; that warning is noise here.
+            warnings.simplefilter("ignore")
+            from pgserver._commands import POSTGRES_BIN_PATH  # bundled PostgreSQL (demo extra)
 
         bindir = Path(POSTGRES_BIN_PATH)
         if (bindir / "postgres").exists():

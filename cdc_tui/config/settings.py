@@ -125,10 +125,15 @@ class LoggingSettings(BaseModel):
             raise ValueError("level must be one of " + ", ".join(LOG_LEVELS))
         return value.upper()
 
+    @field_validator("file")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
     def log_path(self) -> Path:
         """The log file to write: `file`, or the platform's user log directory."""
         if self.file is not None:
-            return self.file.expanduser()
+            return self.file
         return Path(platformdirs.user_log_dir("cdc-tui")) / "cdc-tui.log"
 
 

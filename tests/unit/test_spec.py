@@ -33,7 +33,7 @@ def test_parse_table(text: str, expected: TableRef) -> None:
 
 @pytest.mark.parametrize("text", ["", "a.b.c", '"unterminated', 'a."b"c', "a..b", "x" * 64])
 def test_parse_table_rejects(text: str) -> None:
-    with pytest.raises(UsageError, match="schema.table"):
+    with pytest.raises(UsageError, match=r"schema\.table"):
         TableRef.parse(text)
 
 

@@ -129,6 +129,40 @@ SELECT cols.attrelid::int8,
  ORDER BY cols.attrelid, cols.attnum
 """
 
+TABLE_PRIVILEGES_QUERY = """
+SELECT c.oid::int8,
+       has_table_privilege(c.oid, 'SELECT'),
+       pg_has_role(c.relowner, 'USAGE')
+  FROM pg_catalog.pg_class AS c
+ WHERE c.oid = ANY(%(oids)s::oid[])
+"""
+
+PUBLICATION_QUERY = """
+SELECT p.puballtables,
+       p.pubinsert AND p.pubupdate AND p.pubdelete,
+       to_regclass('pg_catalog.pg_publication_namespace') IS NOT NULL
+  FROM pg_catalog.pg_publication AS p
+ WHERE p.pubname = %(name)s
+"""
+
+PUBLICATION_TABLES_QUERY = """
+SELECT n.nspname::text, c.relname::text
+  FROM pg_catalog.pg_publication_rel AS pr
+  JOIN pg_catalog.pg_publication AS p ON p.oid = pr.prpubid
+  JOIN pg_catalog.pg_class AS c ON c.oid = pr.prrelid
+  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+ WHERE p.pubname = %(name)s
+"""
+
+# PostgreSQL 15+ can publish whole schemas; such a publication is never "exactly these tables".
+PUBLICATION_SCHEMAS_QUERY = """
+SELECT count(*)::int
+  FROM pg_catalog.pg_publication_namespace AS pn
+  JOIN pg_catalog.pg_publication AS p ON p.oid = pn.pnpubid
+ WHERE p.pubname = %(name)s
+"""
+
+
 # Quotes names with the server's own rules (reserved words of its version included).
 QUOTE_IDENTS_QUERY = """
 SELECT n, pg_catalog.quote_ident(n) FROM unnest(%(names)s::text[]) AS n
@@ -246,3 +280,49 @@ def quote_idents(conn: psycopg.Connection[Any], names: Iterable[str]) -> dict[st
 def is_serial_default(column: ColumnDef) -> bool:
     """True when the column's default draws from a sequence (`serial` or a hand-made one)."""
     return column.default_sql is not None and column.default_sql.startswith("nextval(")
+
+
+@dataclass(frozen=True)
+class PublicationDef:
+    """An existing publication: what it publishes and which actions."""
+
+    name: str
+    all_tables: bool
+    by_schema: bool
+    all_actions: bool
+    tables: frozenset[TableRef]
+
+    def exactly(self, refs: Iterable[TableRef]) -> bool:
+        """True when it publishes inserts, updates and deletes of exactly `refs`, nothing else."""
+        return (
+            not self.all_tables
+            and not self.by_schema
+            and self.all_actions
+            and self.tables == frozenset(refs)
+        )
+
+
+def read_publication(conn: psycopg.Connection[Any], name: str) -> PublicationDef | None:
+    """The publication called `name`, or None when there is none."""
+    row = conn.execute(PUBLICATION_QUERY, {"name": name}).fetchone()
+    if row is None:
+        return None
+    all_tables, all_actions, has_schema_catalog = row
+    rows = conn.execute(PUBLICATION_TABLES_QUERY, {"name": name}).fetchall()
+    by_schema = False
+    if has_schema_catalog:
+        count = conn.execute(PUBLICATION_SCHEMAS_QUERY, {"name": name}).fetchone()
+        by_schema = count is not None and count[0] > 0
+    tables = frozenset(TableRef(schema, rel) for schema, rel in rows)
+    return PublicationDef(name, all_tables, by_schema, all_actions, tables)
+
+
+def read_table_privileges(
+    conn: psycopg.Connection[Any], defs: dict[TableRef, TableDef | None]
+) -> dict[int, tuple[bool, bool]]:
+    """(current role may SELECT, current role owns) per table oid, in one query."""
+    oids = [td.oid for td in defs.values() if td is not None]
+    if not oids:
+        return {}
+    rows = conn.execute(TABLE_PRIVILEGES_QUERY, {"oids": oids}).fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}

@@ -21,6 +21,7 @@ TARGET_KIND = "postgresql"
 
 # Kinds whose source type need not exist on the target, so they travel as their text form.
 _TEXT_KINDS = frozenset({TypeKind.ENUM, TypeKind.COMPOSITE, TypeKind.RANGE, TypeKind.MULTIRANGE})
+_RANGE_KINDS = frozenset({TypeKind.RANGE, TypeKind.MULTIRANGE})
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,10 @@ def _target_type(col: ColumnDef) -> tuple[str, str | None]:
     kind = col.scalar_kind
     if kind == TypeKind.DOMAIN and col.base_type_sql is not None:
         if col.base_kind in _TEXT_KINDS:
-            return "text" + suffix, f"domain {col.type_sql} over a {col.base_kind.name.lower()} as text"
+            return (
+                "text" + suffix,
+                f"domain {col.type_sql} over a {col.base_kind.name.lower()} as text",
+            )
         return col.base_type_sql, (
             f"domain {col.type_sql} as its base type {col.base_type_sql}; "
             "its constraints are not copied"
@@ -128,9 +132,6 @@ def _target_type(col: ColumnDef) -> tuple[str, str | None]:
     if not _builtin(col):
         return col.type_sql, f"type from schema {col.type_schema}: it must exist on the target"
     return col.type_sql, None
-
-
-_RANGE_KINDS = frozenset({TypeKind.RANGE, TypeKind.MULTIRANGE})
 
 
 def _builtin(col: ColumnDef) -> bool:
@@ -148,7 +149,9 @@ def _value_note(col: ColumnDef) -> str | None:
     return None
 
 
-def _create_table(target: TableRef, columns: list[ColumnPlan], key: tuple[str, ...]) -> sql.Composed:
+def _create_table(
+    target: TableRef, columns: list[ColumnPlan], key: tuple[str, ...]
+) -> sql.Composed:
     # Types are format_type() output from the source catalog, which quotes any name it needs.
     items: list[sql.Composable] = [
         sql.SQL("    {} {}{}").format(

@@ -1,0 +1,36 @@
+"""`cdc-tui demo` (the README's first command) starts, shows the pipeline live, and cleans up."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+CDC_TUI = str(Path(sys.executable).parent / "cdc-tui")
+
+
+def test_demo_runs_and_removes_its_cluster(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDC_TUI_")}
+    env["HOME"] = str(tmp_path)
+    env["TMPDIR"] = str(tmp_path)
+    proc = subprocess.run(
+        [CDC_TUI, "demo", "--duration", "3", "--interval", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Created pipeline 'demo'" in out
+    assert "check error" not in out, out
+    assert 'CREATE TABLE IF NOT EXISTS "shop"."Order Items"' in out
+    assert "Warning" not in proc.stderr, proc.stderr
+    status_lines = [line for line in out.splitlines() if "status=STOPPED" in line]
+    assert len(status_lines) >= 2, out
+    changes = [int(m) for m in re.findall(r"writer: (\d+) changes", out)]
+    assert changes[-1] > 0, "the writer made no change"
+    assert not list(tmp_path.glob("cdc-tui-demo-*")), "the demo left its directory behind"
