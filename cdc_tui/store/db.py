@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,9 +37,9 @@ WRITE_OPTION = "cdc_tui_write"
 
 _SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
-    "PRAGMA journal_mode = WAL",
     "PRAGMA foreign_keys = ON",
 )
+WAL_SWITCH_ATTEMPTS = 60
 
 
 def utc_now() -> datetime:
@@ -84,8 +85,22 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
     try:
         for pragma in _SQLITE_PRAGMAS:
             cursor.execute(pragma)
+        _ensure_wal(cursor)
     finally:
         cursor.close()
+
+
+def _ensure_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL once; the switch needs an exclusive lock and ignores busy_timeout."""
+    for attempt in range(WAL_SWITCH_ATTEMPTS):
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == WAL_SWITCH_ATTEMPTS - 1:
+                raise
+            time.sleep(min(0.02 * (attempt + 1), 0.25))
 
 
 def _on_sqlite_begin(connection: Connection) -> None:
