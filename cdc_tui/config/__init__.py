@@ -1,7 +1,6 @@
 """Settings: TOML file plus CDC_TUI_* environment variables, environment wins."""
 
 from cdc_tui.config.connections import (
-    ConnectionRef,
     pg_params,
     redact,
     resolve_connection,
@@ -11,6 +10,7 @@ from cdc_tui.config.connections import (
 )
 from cdc_tui.config.loader import LoadedSettings, load_settings
 from cdc_tui.config.settings import Settings
+from cdc_tui.domain.connection import ConnectionRef
 
 __all__ = [
     "ConnectionRef",

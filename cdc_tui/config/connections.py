@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from cdc_tui.config.settings import ConnectionSettings, Settings, url_scheme
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.errors import ConfigError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -25,25 +26,6 @@ _PAIR_PASSWORD_RE = re.compile(
     r"(?P<head>\b(?:pg)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s&]+)",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class ConnectionRef:
-    """Where to connect and where the password comes from; it never holds the password itself.
-
-    `name` is the config connection name (None for a URL given on the command line); `url` is
-    always password-free; `kind` is "postgresql" or "mssql".
-    """
-
-    name: str | None
-    url: str
-    password_env: str | None
-    password_file: str | None
-    kind: str
-
-    def to_json(self) -> dict[str, str | None]:
-        """A dict for `--json` output and the console; safe to show, it holds no secret."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -150,14 +132,16 @@ def resolve_connection(value: str, settings: Settings, *, role: str) -> Connecti
             f"The {flag} URL contains a password; put it in a [connections.NAME] entry with "
             "password_env or password_file, or use PGPASSWORD/PGPASSFILE."
         )
-    return ConnectionRef(None, normalize_url(value), None, None, kind)
+    return ConnectionRef(url=normalize_url(value), kind=kind)
 
 
 def _ref_from_config(name: str, conn: ConnectionSettings) -> ConnectionRef:
     kind = url_scheme(conn.url) or "postgresql"
     password_file = str(conn.password_file) if conn.password_file is not None else None
     url = normalize_url(strip_password(conn.url))
-    return ConnectionRef(name, url, conn.password_env, password_file, kind)
+    return ConnectionRef(
+        url=url, kind=kind, name=name, password_env=conn.password_env, password_file=password_file
+    )
 
 
 def resolve_password(

@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdc_tui.config.connections import ConnectionRef, pg_params
+from cdc_tui.config.connections import pg_params
 from cdc_tui.config.loader import LoadedSettings, load_settings
 from cdc_tui.config.settings import Settings
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.pgconn import PgParams
 from cdc_tui.store.db import Store, open_store
-from cdc_tui.store.records import ConnectionRecord
 
 
 def default_actor(prefix: str = "cli") -> str:
@@ -45,36 +45,14 @@ class AppContext:
             self._store = open_store(self.settings.metadata_url)
         return self._store
 
-    def pg_params(self, record: ConnectionRecord, application_name: str = "cdc-tui") -> PgParams:
+    def pg_params(self, record: ConnectionRef, application_name: str = "cdc-tui") -> PgParams:
         """Connection parameters for a stored connection, with its password resolved now."""
-        return pg_params(
-            ref_from_record(record), self.settings, self.environ, application_name=application_name
-        )
+        return pg_params(record, self.settings, self.environ, application_name=application_name)
 
     def close(self) -> None:
         if self._store is not None:
             self._store.dispose()
             self._store = None
-
-
-def ref_from_record(record: ConnectionRecord) -> ConnectionRef:
-    return ConnectionRef(
-        name=record.name,
-        url=record.url,
-        password_env=record.password_env,
-        password_file=record.password_file,
-        kind=record.kind,
-    )
-
-
-def record_from_ref(ref: ConnectionRef) -> ConnectionRecord:
-    return ConnectionRecord(
-        name=ref.name,
-        url=ref.url,
-        password_env=ref.password_env,
-        password_file=ref.password_file,
-        kind=ref.kind,
-    )
 
 
 def build_context(

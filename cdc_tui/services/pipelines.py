@@ -10,7 +10,7 @@ from cdc_tui.config.connections import resolve_connection
 from cdc_tui.domain.spec import TableRef, validate_pipeline_name
 from cdc_tui.domain.status import Engine, Mode
 from cdc_tui.errors import NotAvailableError, OperationError, UsageError
-from cdc_tui.services.context import AppContext, record_from_ref
+from cdc_tui.services.context import AppContext
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
 
@@ -53,8 +53,8 @@ def create_pipeline(
         name=name,
         engine=engine,
         mode=mode,
-        source=record_from_ref(src),
-        target=record_from_ref(tgt),
+        source=src,
+        target=tgt,
         tables=list(tables),
         target_schema=target_schema,
         connect_url=connect_url,

@@ -8,6 +8,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Delete, Update, select
 from sqlalchemy.orm import Session
 
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import (
     CdcStatus,
@@ -21,7 +22,6 @@ from cdc_tui.errors import NotFoundError
 from cdc_tui.store.db import Clock
 from cdc_tui.store.models import Connection, Pipeline, PipelineTable
 from cdc_tui.store.records import (
-    ConnectionRecord,
     ConnectionRole,
     PipelineRecord,
     TableStateRecord,
@@ -71,8 +71,8 @@ def execute_dml(session: Session, statement: Update | Delete) -> int:
     return result.rowcount
 
 
-def connection_record(row: Connection) -> ConnectionRecord:
-    return ConnectionRecord(
+def connection_record(row: Connection) -> ConnectionRef:
+    return ConnectionRef(
         url=row.url,
         kind=row.kind,
         name=row.name,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import (
     CdcStatus,
@@ -29,17 +30,6 @@ class EventKind(StrEnum):
 class ConnectionRole(StrEnum):
     SOURCE = "source"
     TARGET = "target"
-
-
-@dataclass(frozen=True)
-class ConnectionRecord:
-    """Where a pipeline connects; never a secret, only where the secret comes from."""
-
-    url: str
-    kind: str
-    name: str | None = None
-    password_env: str | None = None
-    password_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,8 +72,8 @@ class PipelineRecord:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
-    source: ConnectionRecord
-    target: ConnectionRecord
+    source: ConnectionRef
+    target: ConnectionRef
     tables: tuple[TableStateRecord, ...]
 
 

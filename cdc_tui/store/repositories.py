@@ -11,6 +11,7 @@ from sqlalchemy import Select, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.spec import (
     TableRef,
     publication_name_for,
@@ -35,7 +36,6 @@ from cdc_tui.store.logs import StepLogRepository
 from cdc_tui.store.models import Connection, Event, Pipeline, PipelineTable
 from cdc_tui.store.queries import execute_dml, lock_pipeline, not_found, now_from, pipeline_record
 from cdc_tui.store.records import (
-    ConnectionRecord,
     ConnectionRole,
     EventKind,
     EventRecord,
@@ -80,8 +80,8 @@ class PipelineRepository:
         name: str,
         engine: Engine,
         mode: Mode,
-        source: ConnectionRecord,
-        target: ConnectionRecord,
+        source: ConnectionRef,
+        target: ConnectionRef,
         tables: Sequence[TableRef],
         target_schema: str | None,
         connect_url: str | None,
@@ -296,7 +296,7 @@ def _with_children(statement: Select[Pipeline]) -> Select[Pipeline]:
     return statement.options(selectinload(Pipeline.connections), selectinload(Pipeline.tables))
 
 
-def _check_connection(connection: ConnectionRecord, role: ConnectionRole) -> None:
+def _check_connection(connection: ConnectionRef, role: ConnectionRole) -> None:
     # Secrets never enter the metadata DB: they come from password_env, password_file or libpq.
     parts = urlsplit(connection.url)
     if parts.password is not None or "password" in parse_qs(parts.query):
@@ -313,7 +313,7 @@ def _check_tables(tables: Sequence[TableRef]) -> None:
         raise UsageError("A table is listed twice; list each table once.")
 
 
-def _connection_row(record: ConnectionRecord, role: ConnectionRole) -> Connection:
+def _connection_row(record: ConnectionRef, role: ConnectionRole) -> Connection:
     return Connection(
         role=role.value,
         name=record.name,

@@ -7,20 +7,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import Engine, Mode
-from cdc_tui.store.records import ConnectionRecord, PipelineRecord
+from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import PipelineRepository
 
 T = TypeVar("T")
 
 START = datetime(2026, 11, 23, 18, 30, tzinfo=UTC)
 TABLES = (TableRef("public", "orders"), TableRef("sales", "Order Items"), TableRef("public", "a"))
-SOURCE = ConnectionRecord(
+SOURCE = ConnectionRef(
     url="postgresql://cdc@src.example:5432/shop", kind="postgresql", name="shop",
     password_env="SHOP_PASSWORD",
 )  # fmt: skip
-TARGET = ConnectionRecord(
+TARGET = ConnectionRef(
     url="mssql://loader@dw.example:1433/dw", kind="mssql", password_file="/run/secrets/dw"
 )
 

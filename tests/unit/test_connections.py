@@ -40,7 +40,7 @@ def _settings(tmp_path: Path) -> Settings:
 def test_resolve_by_name(tmp_path: Path) -> None:
     ref = resolve_connection("prod", _settings(tmp_path), role="source")
     assert ref == ConnectionRef(
-        "prod", "postgresql://cdc@db1:5432/shop", "PROD_PW", None, "postgresql"
+        url="postgresql://cdc@db1:5432/shop", kind="postgresql", name="prod", password_env="PROD_PW"
     )
     dwh = resolve_connection("dwh", _settings(tmp_path), role="target")
     assert dwh.password_file == str(tmp_path / "dwh.pw")
@@ -56,7 +56,7 @@ def test_config_url_password_is_stripped_from_ref(tmp_path: Path) -> None:
 
 def test_resolve_bare_url(tmp_path: Path) -> None:
     ref = resolve_connection("POSTGRES://u@host/db", _settings(tmp_path), role="source")
-    assert ref == ConnectionRef(None, "postgresql://u@host/db", None, None, "postgresql")
+    assert ref == ConnectionRef(url="postgresql://u@host/db", kind="postgresql")
 
 
 @pytest.mark.parametrize(

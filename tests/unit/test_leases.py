@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from cdc_tui.errors import NotFoundError
-from cdc_tui.store.db import Store, open_store
+from cdc_tui.store.db import Store
 from cdc_tui.store.leases import LeaseRepository
 from cdc_tui.store.records import LeaseRecord
 from cdc_tui.store.repositories import PipelineRepository
@@ -17,20 +15,8 @@ TTL = 30.0
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(metadata_url: str, clock: FakeClock) -> Iterator[Store]:
-    store = open_store(metadata_url, clock=clock)
-    create_pipeline(PipelineRepository(store))
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
 def leases(store: Store) -> LeaseRepository:
+    create_pipeline(PipelineRepository(store))
     return LeaseRepository(store)
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, func, select
 
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import (
     CdcStatus,
@@ -22,21 +22,9 @@ from cdc_tui.errors import NotFoundError, UsageError
 from cdc_tui.store.db import Store, open_store
 from cdc_tui.store.leases import LeaseRepository
 from cdc_tui.store.models import Connection, Event, PipelineTable, RunnerLease, StepLog
-from cdc_tui.store.records import ConnectionRecord, EventKind
+from cdc_tui.store.records import EventKind
 from cdc_tui.store.repositories import PipelineRepository
 from tests.unit.store_support import SOURCE, START, TABLES, TARGET, FakeClock, create_pipeline
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(metadata_url: str, clock: FakeClock) -> Iterator[Store]:
-    store = open_store(metadata_url, clock=clock)
-    yield store
-    store.dispose()
 
 
 @pytest.fixture
@@ -95,7 +83,7 @@ def test_duplicate_name_is_a_usage_error_and_keeps_the_first(
 
 
 def test_url_with_a_password_is_refused(repo: PipelineRepository) -> None:
-    leaky = ConnectionRecord(url="postgresql://cdc:hunter2@src/shop", kind="postgresql")
+    leaky = ConnectionRef(url="postgresql://cdc:hunter2@src/shop", kind="postgresql")
     with pytest.raises(UsageError, match="contains a password"):
         repo.create(
             name="leak", engine=Engine.EMBEDDED, mode=Mode.FULL_LOAD_ONLY, source=leaky,

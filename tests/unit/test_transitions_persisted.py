@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import cast
 
 import pytest
@@ -19,7 +18,7 @@ from cdc_tui.domain.status import (
     is_legal,
 )
 from cdc_tui.errors import IllegalTransitionError, NotFoundError
-from cdc_tui.store.db import Store, open_store
+from cdc_tui.store.db import Store
 from cdc_tui.store.models import Event, Pipeline, PipelineTable
 from cdc_tui.store.records import EventKind, PipelineRecord, TableStateRecord
 from cdc_tui.store.repositories import PipelineRepository
@@ -27,18 +26,6 @@ from tests.unit.store_support import TABLES, FakeClock, create_pipeline, run_tog
 
 PIPELINE_FIELDS = [StatusField.STATUS, StatusField.FULL_LOAD_STATUS, StatusField.CDC_STATUS]
 TABLE = TABLES[1]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(metadata_url: str, clock: FakeClock) -> Iterator[Store]:
-    store = open_store(metadata_url, clock=clock)
-    yield store
-    store.dispose()
 
 
 @pytest.fixture
