@@ -9,6 +9,7 @@ import psycopg
 
 from cdc_tui.errors import OperationError, SourceError
 from cdc_tui.pgconn import connect
+from cdc_tui.pgerrors import short_reason
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.catalog import read_tables
 from cdc_tui.store.repositories import PipelineRepository
@@ -34,7 +35,8 @@ def plan_pipeline(ctx: AppContext, name: str) -> PlanResult:
             defs = read_tables(conn, refs)
     except psycopg.OperationalError as exc:
         raise SourceError(
-            f"Cannot read the source catalog of pipeline {name!r}: {_first_line(exc)}; "
+            f"Cannot read the source catalog of pipeline {name!r}: "
+            f"{short_reason(exc, [params.password])}; "
             f"run `cdc-tui check {name}` for details."
         ) from exc
     missing = [str(ref) for ref, d in defs.items() if d is None]
@@ -47,8 +49,3 @@ def plan_pipeline(ctx: AppContext, name: str) -> PlanResult:
         [d for d in defs.values() if d is not None], target_schema=pipeline.target_schema
     )
     return PlanResult(plans, render_plan(plans))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -13,6 +13,7 @@ from cdc_tui.domain.health import HealthInputs, HealthVerdict, SlotObservation, 
 from cdc_tui.domain.status import PipelineStatus
 from cdc_tui.errors import ConfigError
 from cdc_tui.pgconn import connect
+from cdc_tui.pgerrors import short_reason
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.slots import SlotInfo, read_slot
 from cdc_tui.store.records import LeaseRecord, PipelineRecord
@@ -42,14 +43,15 @@ def probe_slot(ctx: AppContext, pipeline: PipelineRecord) -> SlotProbe:
     """Ask the source for the pipeline's slot; an unreachable source is reported, not raised."""
     try:
         params = ctx.pg_params(pipeline.source, application_name="cdc-tui status")
-        with connect(params) as conn:
-            return SlotProbe(read_slot(conn, pipeline.slot_name))
     except ConfigError as exc:
         return SlotProbe(None, exc.message)
+    try:
+        with connect(params) as conn:
+            return SlotProbe(read_slot(conn, pipeline.slot_name))
     except psycopg.Error as exc:
-        log.warning("slot probe for %s failed: %s", pipeline.name, exc)
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return SlotProbe(None, f"source unreachable: {first_line}")
+        reason = short_reason(exc, [params.password])
+        log.warning("slot probe for %s failed: %s", pipeline.name, reason)
+        return SlotProbe(None, f"source unreachable: {reason}")
 
 
 def health_of(
@@ -118,11 +120,8 @@ def _slot_json(pipeline: PipelineRecord, probe: SlotProbe | None) -> dict[str, A
     return {**empty, **probe.info.to_json(), "exists": True}
 
 
-def summary_document(
-    pipeline: PipelineRecord, lease: LeaseRecord | None, now: datetime
-) -> dict[str, Any]:
-    """The `list --json` row: stored state only, so listing never waits on a source."""
-    verdict = health_of(pipeline, lease, now)
+def _header(pipeline: PipelineRecord, verdict: HealthVerdict) -> dict[str, Any]:
+    """The identity and status keys that open both the list row and the status document."""
     return {
         "name": pipeline.name,
         "engine": str(pipeline.engine),
@@ -131,6 +130,15 @@ def summary_document(
         "full_load_status": str(pipeline.full_load_status),
         "cdc_status": str(pipeline.cdc_status),
         "health": str(verdict.health),
+    }
+
+
+def summary_document(
+    pipeline: PipelineRecord, lease: LeaseRecord | None, now: datetime
+) -> dict[str, Any]:
+    """The `list --json` row: stored state only, so listing never waits on a source."""
+    return {
+        **_header(pipeline, health_of(pipeline, lease, now)),
         "tables": len(pipeline.tables),
         "updated_at": iso(pipeline.updated_at),
         "last_error": pipeline.last_error,
@@ -147,13 +155,7 @@ def status_document(
     probe = probe_slot(ctx, pipeline) if probe_source else None
     verdict = health_of(pipeline, lease, now, probe)
     return {
-        "name": pipeline.name,
-        "engine": str(pipeline.engine),
-        "mode": str(pipeline.mode),
-        "status": str(pipeline.status),
-        "full_load_status": str(pipeline.full_load_status),
-        "cdc_status": str(pipeline.cdc_status),
-        "health": str(verdict.health),
+        **_header(pipeline, verdict),
         "health_reasons": list(verdict.reasons),
         "updated_at": iso(pipeline.updated_at),
         "full_load": {

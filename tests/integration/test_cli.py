@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cdc_tui.cli import main
+from cdc_tui.localpg import free_port
 from tests.integration.cli_env import CliEnv, make_cli_env
 from tests.pg import Database
 
@@ -202,3 +203,25 @@ def test_verbs_not_available_yet(
     assert code == 1
     assert "not available yet" in err
     assert out == ""
+
+
+def test_status_with_unreachable_source_reports_slot_error(
+    cli: CliEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = f"postgresql://nobody@127.0.0.1:{free_port()}/gone"
+    code, _, err = run(
+        capsys, "pipeline", "create", "dark", "--source", dead, "--target", "tgt",
+        "--tables", "public.t",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "status", "dark", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["slot"]["error"].startswith("source unreachable")
+    assert doc["slot"]["exists"] is None
+    assert doc["health"] == "healthy"
+    code, out, _ = run(capsys, "check", "dark", "--json")
+    assert code == 1
+    connect = [f for f in json.loads(out)["findings"] if f["rule"] == "source.connect"]
+    assert connect[0]["severity"] == "error"
+    assert f"127.0.0.1:{dead.split(':')[-1].split('/')[0]}" in connect[0]["message"]

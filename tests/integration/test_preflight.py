@@ -15,7 +15,8 @@ from cdc_tui.domain.findings import Finding, Severity, has_errors
 from cdc_tui.domain.spec import TableRef, publication_name_for, slot_name_for
 from cdc_tui.localpg import LocalCluster
 from cdc_tui.pgconn import PgParams
-from cdc_tui.sources.postgres.preflight import run_source_preflight, short_reason
+from cdc_tui.pgerrors import short_reason
+from cdc_tui.sources.postgres.preflight import run_source_preflight
 from cdc_tui.targets.postgres.preflight import run_target_preflight
 from tests.pg import Database, create_database, drop_database
 

@@ -10,12 +10,12 @@ import psycopg
 from cdc_tui.domain.findings import Finding, Severity
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.pgconn import PgParams, connect
-from cdc_tui.sources.postgres.catalog import quote_idents
-from cdc_tui.sources.postgres.preflight import (
+from cdc_tui.pgerrors import (
     catalog_failure_finding,
     connect_failure_finding,
     describe_endpoint,
 )
+from cdc_tui.sources.postgres.catalog import quote_idents
 
 TARGET_ROLE_QUERY = """
 SELECT current_user::text,
