@@ -1,0 +1,133 @@
+"""The decoded pgoutput messages (protocol version 1, text tuple format).
+
+Column values are `str` (the type's text output, exactly as PostgreSQL printed it), `None` for SQL
+NULL, or `UNCHANGED` for an unchanged TOASTed value that pgoutput did not send (`u`): the target
+must keep its current value for that column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Final
+
+
+class _Unchanged(Enum):
+    UNCHANGED = "unchanged-toast"
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Final = _Unchanged.UNCHANGED
+
+Value = str | None | _Unchanged
+Row = tuple[Value, ...]
+
+# Flag bit of a Relation column that is part of the replica identity key.
+KEY_COLUMN_FLAG: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Begin:
+    final_lsn: int
+    commit_time: datetime
+    xid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    flags: int
+    commit_lsn: int
+    end_lsn: int
+    commit_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    lsn: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelationColumn:
+    flags: int
+    name: str
+    type_oid: int
+    type_modifier: int
+
+    @property
+    def is_key(self) -> bool:
+        return bool(self.flags & KEY_COLUMN_FLAG)
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """Sent before the first change of a table in a session and again after its schema changes."""
+
+    relation_id: int
+    namespace: str
+    name: str
+    replica_identity: str
+    columns: tuple[RelationColumn, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TypeInfo:
+    """pgoutput's Type message: the name of a non-built-in type used by a following Relation."""
+
+    type_oid: int
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    relation_id: int
+    new: Row
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """`old` is set when the key changed ('K': key columns only) or for REPLICA IDENTITY FULL
+    ('O': the whole old row); otherwise None and the key is read from `new`."""
+
+    relation_id: int
+    old: Row | None
+    old_kind: str | None
+    new: Row
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """`old` holds the key columns ('K') or the whole old row ('O', REPLICA IDENTITY FULL);
+    non-key positions of a 'K' tuple are None."""
+
+    relation_id: int
+    old: Row
+    old_kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Truncate:
+    relation_ids: tuple[int, ...]
+    cascade: bool
+    restart_identity: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LogicalMessage:
+    """pg_logical_emit_message() output; only sent when the `messages` option is on (ignored)."""
+
+    transactional: bool
+    lsn: int
+    prefix: str
+    content: bytes
+
+
+Message = (
+    Begin | Commit | Origin | Relation | TypeInfo | Insert | Update | Delete | Truncate
+    | LogicalMessage
+)  # fmt: skip
+Change = Insert | Update | Delete | Truncate
