@@ -163,7 +163,6 @@ class LocalCluster:
             "max_replication_slots": "16",
             "max_wal_senders": "16",
             "fsync": "off",
-            "synchronous_commit": "off",
             "full_page_writes": "off",
             "shared_buffers": "64MB",
             "max_connections": "100",

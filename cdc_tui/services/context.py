@@ -33,6 +33,8 @@ class AppContext:
     loaded: LoadedSettings
     environ: Mapping[str, str]
     actor: str = field(default_factory=default_actor)
+    # Passwords a launching process handed over on a pipe, keyed by password-free URL.
+    password_overrides: dict[str, str | None] = field(default_factory=dict)
     _store: Store | None = None
 
     @property
@@ -47,6 +49,10 @@ class AppContext:
 
     def pg_params(self, record: ConnectionRef, application_name: str = "cdc-tui") -> PgParams:
         """Connection parameters for a stored connection, with its password resolved now."""
+        if record.url in self.password_overrides:
+            return PgParams(
+                record.url, self.password_overrides[record.url], application_name=application_name
+            )
         return pg_params(record, self.settings, self.environ, application_name=application_name)
 
     def close(self) -> None:

@@ -118,6 +118,7 @@ def pipeline_record(row: Pipeline) -> PipelineRecord:
         last_applied_at=row.last_applied_at,
         lag_seconds=row.lag_seconds,
         last_error=row.last_error,
+        stop_requested_at=row.stop_requested_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
         source=by_role[ConnectionRole.SOURCE],

@@ -70,6 +70,7 @@ class PipelineRecord:
     last_applied_at: datetime | None
     lag_seconds: float | None
     last_error: str | None
+    stop_requested_at: datetime | None
     created_at: datetime
     updated_at: datetime
     source: ConnectionRef

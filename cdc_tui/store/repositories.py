@@ -62,6 +62,7 @@ UPDATABLE_FIELDS = frozenset(
         "last_applied_at",
         "lag_seconds",
         "last_error",
+        "stop_requested_at",
     }
 )
 

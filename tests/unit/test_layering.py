@@ -14,8 +14,8 @@ def _headless_modules() -> list[str]:
     for info in pkgutil.walk_packages(cdc_tui.__path__, prefix="cdc_tui."):
         if info.name == "cdc_tui.ui" or info.name.startswith("cdc_tui.ui."):
             continue
-        if ".migrations." in info.name:
-            continue  # alembic env scripts run only inside alembic
+        if ".migrations." in info.name or info.name == "cdc_tui.__main__":
+            continue  # alembic env scripts run only inside alembic; __main__ runs the CLI
         names.append(info.name)
     return names
 

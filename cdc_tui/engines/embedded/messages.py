@@ -13,16 +13,16 @@ from enum import Enum
 from typing import Final
 
 
-class _Unchanged(Enum):
+class Unchanged(Enum):
     UNCHANGED = "unchanged-toast"
 
     def __repr__(self) -> str:
         return "UNCHANGED"
 
 
-UNCHANGED: Final = _Unchanged.UNCHANGED
+UNCHANGED: Final = Unchanged.UNCHANGED
 
-Value = str | None | _Unchanged
+Value = str | None | Unchanged
 Row = tuple[Value, ...]
 
 # Flag bit of a Relation column that is part of the replica identity key.
@@ -38,6 +38,8 @@ class Begin:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
+    """`end_lsn` is the position to acknowledge once the transaction is applied."""
+
     flags: int
     commit_lsn: int
     end_lsn: int
@@ -64,7 +66,8 @@ class RelationColumn:
 
 @dataclass(frozen=True, slots=True)
 class Relation:
-    """Sent before the first change of a table in a session and again after its schema changes."""
+    """Sent before a table's first change in a session, after its schema changes, and again
+    before every TRUNCATE of it: a re-sent Relation alone does not mean the schema changed."""
 
     relation_id: int
     namespace: str
@@ -90,8 +93,8 @@ class Insert:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """`old` is set when the key changed ('K': key columns only) or for REPLICA IDENTITY FULL
-    ('O': the whole old row); otherwise None and the key is read from `new`."""
+    """`old` is set when the key changed ('K': key columns only) or, on every update, for
+    REPLICA IDENTITY FULL ('O': the whole old row); otherwise None and the key is in `new`."""
 
     relation_id: int
     old: Row | None

@@ -1,0 +1,134 @@
+"""What a full load copies, and the SQL each unit of work runs on the source and the target."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from cdc_tui.domain.spec import TableRef
+from cdc_tui.fullload.ranges import DEFAULT_ROWS_PER_RANGE, WHOLE_TABLE, KeyRange, plan_ranges
+from cdc_tui.fullload.snapshot import open_snapshot_connection
+from cdc_tui.pgconn import PgParams
+from cdc_tui.sources.postgres.catalog import TableDef
+from cdc_tui.targets.postgres.ddl import ColumnPlan, TablePlan
+
+# Leaf partitions of a partitioned table, or the table itself; sizes include TOAST.
+TABLE_SIZE_QUERY = """
+SELECT coalesce(sum(pg_catalog.pg_table_size(pt.relid)), 0)::int8
+  FROM pg_catalog.pg_partition_tree(%(oid)s::oid::regclass) AS pt
+ WHERE pt.isleaf
+"""
+
+COPY_OUT = "COPY (SELECT {columns} FROM {table}{where}) TO STDOUT (FORMAT binary)"
+COPY_IN = "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
+TRUNCATE_TARGET = "TRUNCATE {table}"
+DELETE_TARGET_RANGE = "DELETE FROM {table} WHERE {condition}"
+
+
+@dataclass(frozen=True)
+class TableJob:
+    """One table to copy: its source definition, its target plan and the units it is cut into.
+
+    `size_bytes` (the source's `pg_table_size`) lets progress move within one long unit.
+    """
+
+    table: TableDef
+    plan: TablePlan
+    ranges: tuple[KeyRange, ...] = (WHOLE_TABLE,)
+    size_bytes: int | None = None
+
+    @property
+    def ref(self) -> TableRef:
+        """The source table, the key every progress report uses."""
+        return self.table.ref
+
+    @property
+    def unit_rows_estimate(self) -> int | None:
+        """The rows one unit holds on average, from the catalog estimate."""
+        if self.table.estimated_rows is None:
+            return None
+        return max(0, self.table.estimated_rows) // max(1, len(self.ranges))
+
+
+@dataclass(frozen=True)
+class FullLoadJob:
+    """Where to copy from and to, and the tables; passwords stay inside the PgParams."""
+
+    source: PgParams
+    target: PgParams
+    tables: tuple[TableJob, ...]
+
+
+def plan_job(
+    source: PgParams,
+    target: PgParams,
+    snapshot_name: str,
+    tables: Sequence[tuple[TableDef, TablePlan]],
+    *,
+    target_rows_per_range: int = DEFAULT_ROWS_PER_RANGE,
+) -> FullLoadJob:
+    """Cut each table into key ranges, reading the bounds and sizes inside the snapshot.
+
+    Raises:
+        SnapshotLostError: the snapshot no longer exists.
+    """
+    jobs: list[TableJob] = []
+    with open_snapshot_connection(source, snapshot_name) as conn:
+        for table, plan in tables:
+            ranges = plan_ranges(conn, table, target_rows_per_range=target_rows_per_range)
+            jobs.append(TableJob(table, plan, tuple(ranges), table_size(conn, table)))
+        conn.rollback()
+    return FullLoadJob(source, target, tuple(jobs))
+
+
+def table_size(conn: psycopg.Connection[Any], table: TableDef) -> int:
+    """Bytes the table (all its leaf partitions) takes on disk, TOAST included."""
+    row = conn.execute(TABLE_SIZE_QUERY, {"oid": table.oid}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def copy_out_sql(job: TableJob, key_range: KeyRange) -> sql.Composed:
+    """The source COPY for one unit, casting columns whose target type differs.
+
+    Binary COPY only loads a value into the very type it was sent as, so enums, composites
+    and domains are converted on the source to the type the target column has.
+    """
+    condition = key_range.condition()
+    where = sql.SQL("") if condition is None else sql.SQL(" WHERE {}").format(condition)
+    return sql.SQL(COPY_OUT).format(
+        columns=sql.SQL(", ").join(_select_item(c) for c in job.plan.columns),
+        table=sql.Identifier(job.table.ref.schema, job.table.ref.name),
+        where=where,
+    )
+
+
+def _select_item(column: ColumnPlan) -> sql.Composable:
+    name = sql.Identifier(column.name)
+    if column.source_type == column.target_type:
+        return name
+    # target_type is format_type() text from the catalog, which quotes any name it needs.
+    return sql.SQL("{}::{}").format(name, sql.SQL(column.target_type))
+
+
+def copy_in_sql(job: TableJob) -> sql.Composed:
+    """The target COPY receiving the planned columns in order."""
+    return sql.SQL(COPY_IN).format(
+        table=_target(job),
+        columns=sql.SQL(", ").join(sql.Identifier(c.name) for c in job.plan.columns),
+    )
+
+
+def clear_sql(job: TableJob, key_range: KeyRange) -> sql.Composed:
+    """Remove what an interrupted earlier attempt of this unit may have left on the target."""
+    condition = key_range.condition()
+    if condition is None:
+        return sql.SQL(TRUNCATE_TARGET).format(table=_target(job))
+    return sql.SQL(DELETE_TARGET_RANGE).format(table=_target(job), condition=condition)
+
+
+def _target(job: TableJob) -> sql.Identifier:
+    return sql.Identifier(job.plan.target.schema, job.plan.target.name)
