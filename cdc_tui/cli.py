@@ -14,17 +14,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cdc_tui import __version__
-from cdc_tui.cli_output import findings_text, print_json, status_text, table
+from cdc_tui.cli_output import findings_text, print_json, status_text, table, validation_text
 from cdc_tui.domain.findings import has_errors
 from cdc_tui.domain.spec import parse_table_list
 from cdc_tui.domain.status import Engine, Mode
 from cdc_tui.errors import CdcTuiError, NotAvailableError
 from cdc_tui.logging_setup import configure_logging
 from cdc_tui.services.context import AppContext, build_context
-from cdc_tui.services.pipelines import create_pipeline, drop_pipeline, list_pipelines
+from cdc_tui.services.control import (
+    drop_pipeline_everywhere,
+    resync_pipeline,
+    start_pipeline,
+    stop_pipeline,
+    wait_for,
+)
+from cdc_tui.services.pipelines import create_pipeline, list_pipelines
 from cdc_tui.services.plan import plan_pipeline
 from cdc_tui.services.preflight import check_pipeline
 from cdc_tui.services.status import status_document, summary_document
+from cdc_tui.services.validate import validate_pipeline
+from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import LeaseRepository
 
 log = logging.getLogger(__name__)
@@ -113,8 +122,65 @@ def _cmd_plan(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_drop(ctx: AppContext, args: argparse.Namespace) -> int:
-    drop_pipeline(ctx, args.name)
-    print(f"Pipeline {args.name} dropped.")
+    done = drop_pipeline_everywhere(ctx, args.name)
+    print(f"Pipeline {args.name} dropped" + (f" ({'; '.join(done)})." if done else "."))
+    return EXIT_OK
+
+
+def _print_progress(pipeline: PipelineRecord) -> None:
+    print(
+        f"{pipeline.name}: status={pipeline.status} full_load={pipeline.full_load_status} "
+        f"cdc={pipeline.cdc_status}",
+        flush=True,
+    )
+
+
+def _cmd_start(ctx: AppContext, args: argparse.Namespace) -> int:
+    pid = start_pipeline(ctx, args.name)
+    print(f"Started the runner of {args.name} (pid {pid}).", flush=True)
+    if args.wait:
+        wait_for(ctx, args.name, args.wait, pid=pid, timeout_s=args.timeout,
+                 on_change=_print_progress)  # fmt: skip
+    return EXIT_OK
+
+
+def _cmd_stop(ctx: AppContext, args: argparse.Namespace) -> int:
+    stopped = stop_pipeline(ctx, args.name, wait=args.wait, timeout_s=args.timeout)
+    if stopped:
+        print(f"Pipeline {args.name} is stopped.")
+    else:
+        print(f"Asked the runner of {args.name} to stop after its current transaction.")
+    return EXIT_OK
+
+
+def _cmd_resync(ctx: AppContext, args: argparse.Namespace) -> int:
+    done = resync_pipeline(ctx, args.name, args.table)
+    print(f"Resync of {args.name} started: {'; '.join(done)}.")
+    return EXIT_OK
+
+
+def _cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.runner.launcher import read_secrets
+    from cdc_tui.runner.runner import Runner
+
+    if args.secrets_stdin:
+        read_secrets(sys.stdin, ctx)
+    return Runner(ctx, args.name).run()
+
+
+def _cmd_validate(ctx: AppContext, args: argparse.Namespace) -> int:
+    report = validate_pipeline(ctx, args.name)
+    if args.json:
+        print_json({"name": args.name, **report.to_json()})
+    else:
+        print(validation_text(report))
+    if not report.ok:
+        print(
+            f"error: Pipeline {args.name!r} has tables that differ between source and target; "
+            f"see the ranges above, then `cdc-tui resync {args.name}` if they persist.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -192,8 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", _cmd_status, "show a pipeline's unified status"),
         ("check", _cmd_check, "preflight the source and target; changes nothing"),
         ("plan", _cmd_plan, "print the Step 0 DDL; reads only the source catalog"),
-        ("validate", _not_available("validate", "it lands with the embedded engine, issue 3"),
-         "compare row counts and checksums, source vs target"),
+        ("validate", _cmd_validate, "compare row counts and checksums, source vs target"),
     )  # fmt: skip
     for verb, handler, helptext in named:
         sp = verbs.add_parser(verb, parents=[_common(json_flag=True)], help=helptext)
@@ -215,10 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     resync.add_argument("--table", default=None, metavar="T")
     run = verbs.add_parser("run", parents=[_common()], help="the runner, in the foreground")
     run.add_argument("name")
-    for sp, verb in ((start, "start"), (stop, "stop"), (resync, "resync"), (run, "run")):
-        sp.set_defaults(
-            handler=_not_available(verb, "the runner lands with the embedded engine, issue 3")
-        )
+    run.add_argument("--secrets-stdin", action="store_true", help=argparse.SUPPRESS)
+    start.set_defaults(handler=_cmd_start)
+    stop.set_defaults(handler=_cmd_stop)
+    resync.set_defaults(handler=_cmd_resync)
+    run.set_defaults(handler=_cmd_run)
 
     drop = verbs.add_parser("drop", parents=[_common()], help="stop and forget a pipeline")
     drop.add_argument("name")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from cdc_tui.domain.findings import Finding, Severity
+from cdc_tui.validation import ValidationReport
 
 SEVERITY_LABEL = {Severity.OK: "ok", Severity.WARNING: "WARN", Severity.ERROR: "ERROR"}
 
@@ -88,3 +89,21 @@ def status_text(doc: dict[str, Any]) -> str:
 
 def _opt(value: object) -> str:
     return "-" if value is None else str(value)
+
+
+def validation_text(report: ValidationReport) -> str:
+    """One line per table, then the differing key ranges of each unequal table."""
+    rows = [
+        [t.table, _opt(t.source_rows), _opt(t.target_rows), "equal" if t.equal else "DIFFERENT"]
+        for t in report.tables
+    ]
+    lines = [table(rows, ["table", "source rows", "target rows", "result"])]
+    for t in report.tables:
+        for r in t.differing_ranges:
+            lines.append(
+                f"  {t.table}: keys {_opt(r.from_key)} .. {_opt(r.to_key)}: "
+                f"{_opt(r.source_rows)} rows on the source, {_opt(r.target_rows)} on the target"
+            )
+        if t.note:
+            lines.append(f"  {t.table}: {t.note}")
+    return "\n".join(lines)

@@ -20,11 +20,12 @@ from psycopg.copy import Copy
 
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.fullload.errors import FullLoadError, is_retriable
-from cdc_tui.fullload.job import FullLoadJob, TableJob, clear_sql, copy_in_sql, copy_out_sql
+from cdc_tui.fullload.job import FullLoadJob, TableJob, copy_out_sql
 from cdc_tui.fullload.progress import ProgressSink
 from cdc_tui.fullload.ranges import KeyRange
 from cdc_tui.fullload.snapshot import import_snapshot
 from cdc_tui.fullload.stream import copy_out_blocks
+from cdc_tui.fullload.target import target_steps
 from cdc_tui.pgconn import PgParams, connect
 from cdc_tui.pgerrors import short_reason
 
@@ -225,18 +226,26 @@ class _Worker:
                 return
 
     def _copy(self, unit: _Unit) -> int:
-        """Copy one unit in one target transaction; the target COPY's row count is exact."""
+        """Copy one unit in one target transaction; the target COPY's row count is exact.
+
+        Whatever an interrupted earlier attempt left is removed first, in the same transaction,
+        so a unit can be retried or rerun without duplicating a row.
+        """
         assert self._source is not None and self._target is not None
         job, key_range = unit.job, unit.key_range
         with self._target.transaction():
-            self._target.execute(clear_sql(job, key_range))
+            steps = target_steps(self._target, job, key_range)
+            for statement in steps.before:
+                self._target.execute(statement)
             with self._source.cursor() as src_cur, self._target.cursor() as tgt_cur:
                 with (
                     src_cur.copy(copy_out_sql(job, key_range)),
-                    tgt_cur.copy(copy_in_sql(job)) as into,
+                    tgt_cur.copy(steps.copy) as into,
                 ):
                     self._stream(self._source, into, job)
                 rows = tgt_cur.rowcount
+            for statement in steps.after:
+                self._target.execute(statement)
         return rows
 
     def _stream(self, source: psycopg.Connection[Any], into: Copy, job: TableJob) -> None:

@@ -1,4 +1,4 @@
-"""What a full load copies, and the SQL each unit of work runs on the source and the target."""
+"""What a full load copies: the tables, their key ranges, and the source side of each unit."""
 
 from __future__ import annotations
 
@@ -16,17 +16,18 @@ from cdc_tui.pgconn import PgParams
 from cdc_tui.sources.postgres.catalog import TableDef
 from cdc_tui.targets.postgres.ddl import ColumnPlan, TablePlan
 
-# Leaf partitions of a partitioned table, or the table itself; sizes include TOAST.
+# Sizes include TOAST; a partitioned table's data lives in its leaf partitions.
 TABLE_SIZE_QUERY = """
-SELECT coalesce(sum(pg_catalog.pg_table_size(pt.relid)), 0)::int8
-  FROM pg_catalog.pg_partition_tree(%(oid)s::oid::regclass) AS pt
- WHERE pt.isleaf
+SELECT CASE WHEN c.relkind = 'p' THEN
+            (SELECT coalesce(sum(pg_catalog.pg_table_size(pt.relid)), 0)
+               FROM pg_catalog.pg_partition_tree(c.oid) AS pt
+              WHERE pt.isleaf)
+       ELSE pg_catalog.pg_table_size(c.oid) END::int8
+  FROM pg_catalog.pg_class AS c
+ WHERE c.oid = %(oid)s
 """
 
 COPY_OUT = "COPY (SELECT {columns} FROM {table}{where}) TO STDOUT (FORMAT binary)"
-COPY_IN = "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
-TRUNCATE_TARGET = "TRUNCATE {table}"
-DELETE_TARGET_RANGE = "DELETE FROM {table} WHERE {condition}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def plan_job(
 def table_size(conn: psycopg.Connection[Any], table: TableDef) -> int:
     """Bytes the table (all its leaf partitions) takes on disk, TOAST included."""
     row = conn.execute(TABLE_SIZE_QUERY, {"oid": table.oid}).fetchone()
-    return int(row[0]) if row else 0
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def copy_out_sql(job: TableJob, key_range: KeyRange) -> sql.Composed:
@@ -112,23 +113,3 @@ def _select_item(column: ColumnPlan) -> sql.Composable:
         return name
     # target_type is format_type() text from the catalog, which quotes any name it needs.
     return sql.SQL("{}::{}").format(name, sql.SQL(column.target_type))
-
-
-def copy_in_sql(job: TableJob) -> sql.Composed:
-    """The target COPY receiving the planned columns in order."""
-    return sql.SQL(COPY_IN).format(
-        table=_target(job),
-        columns=sql.SQL(", ").join(sql.Identifier(c.name) for c in job.plan.columns),
-    )
-
-
-def clear_sql(job: TableJob, key_range: KeyRange) -> sql.Composed:
-    """Remove what an interrupted earlier attempt of this unit may have left on the target."""
-    condition = key_range.condition()
-    if condition is None:
-        return sql.SQL(TRUNCATE_TARGET).format(table=_target(job))
-    return sql.SQL(DELETE_TARGET_RANGE).format(table=_target(job), condition=condition)
-
-
-def _target(job: TableJob) -> sql.Identifier:
-    return sql.Identifier(job.plan.target.schema, job.plan.target.name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -72,14 +71,3 @@ def read_secrets(stream: IO[str], ctx: AppContext) -> None:
     ctx.password_overrides.update(data.get("passwords") or {})
     if data.get("metadata_url"):
         ctx.settings.metadata_url = data["metadata_url"]
-
-
-def pid_alive(pid: int) -> bool:
-    """True while a process with this pid exists (on this host)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

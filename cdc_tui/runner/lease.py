@@ -9,6 +9,7 @@ import threading
 import uuid
 
 from cdc_tui.errors import CdcTuiError, OperationError
+from cdc_tui.runner.procs import pid_alive
 from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,15 @@ class LeaseKeeper:
         lease = self._leases.acquire(
             self.pipeline, owner=self.owner, pid=self.pid, host=self.host, ttl_s=self.ttl_s
         )
+        holder = self._leases.get(self.pipeline) if lease is None else None
+        if holder is not None and holder.host == self.host and not pid_alive(holder.pid):
+            log.info("taking over the lease of %s from dead runner pid %d", self.pipeline,
+                     holder.pid)  # fmt: skip
+            lease = self._leases.acquire(
+                self.pipeline, owner=self.owner, pid=self.pid, host=self.host, ttl_s=self.ttl_s,
+                steal_from=holder.owner,
+            )  # fmt: skip
         if lease is None:
-            holder = self._leases.get(self.pipeline)
             where = f"pid {holder.pid} on {holder.host}" if holder else "another runner"
             raise LeaseHeldError(
                 f"Pipeline {self.pipeline!r} is already being run by {where}; "

@@ -21,7 +21,8 @@ class StepLog:
 
     def write(self, step: int, message: str, level: str = "INFO") -> None:
         """Record `message` for step 0, 1 or 2, prefixed "Step N:" as the console shows it."""
-        line = f"Step {step}: {message}"
+        prefix = f"Step {step}: "
+        line = message if message.startswith(prefix) else prefix + message
         log.log(LEVELS.get(level, logging.INFO), "[%s] %s", self._pipeline, line)
         try:
             self._repo.append_log(self._pipeline, step, level, line)

@@ -24,10 +24,11 @@ from cdc_tui.errors import OperationError, SourceError, TargetError, UsageError
 from cdc_tui.logging_setup import default_log_file
 from cdc_tui.pgconn import connect
 from cdc_tui.pgerrors import short_reason
-from cdc_tui.runner.launcher import launch_runner, pid_alive
+from cdc_tui.runner.launcher import launch_runner
+from cdc_tui.runner.procs import pid_alive
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.objects import drop_publication, drop_slot
-from cdc_tui.store.records import PipelineRecord
+from cdc_tui.store.records import EventKind, PipelineRecord
 from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
 from cdc_tui.targets.postgres.housekeeping import forget_position, truncate_tables
 
@@ -46,6 +47,8 @@ def live_runner_pid(ctx: AppContext, name: str) -> int | None:
     lease = LeaseRepository(ctx.store).get(name)
     if lease is None or not lease.is_fresh(_now()):
         return None
+    if lease.host == socket.gethostname() and not pid_alive(lease.pid):
+        return None  # killed without releasing: its lease is stale however fresh it looks
     return lease.pid
 
 
@@ -60,7 +63,7 @@ def start_pipeline(ctx: AppContext, name: str) -> int:
             f"use `cdc-tui status {name}` to follow it."
         )
     repo.update(name, stop_requested_at=None)
-    repo.record_event(name, kind="action", reason="start requested", actor=ctx.actor)
+    repo.record_event(name, kind=EventKind.ACTION, reason="start requested", actor=ctx.actor)
     log_file = ctx.settings.logging.file or default_log_file()
     return launch_runner(ctx, pipeline, log_file)
 
@@ -116,7 +119,7 @@ def stop_pipeline(ctx: AppContext, name: str, *, wait: bool, timeout_s: float | 
     """Ask the runner to finish its current transaction and exit; True when it has stopped."""
     repo = PipelineRepository(ctx.store)
     repo.update(name, stop_requested_at=_now())
-    repo.record_event(name, kind="action", reason="stop requested", actor=ctx.actor)
+    repo.record_event(name, kind=EventKind.ACTION, reason="stop requested", actor=ctx.actor)
     lease = LeaseRepository(ctx.store).get(name)
     if lease is not None and lease.is_fresh(_now()) and lease.host == socket.gethostname():
         try:
@@ -203,7 +206,9 @@ def resync_pipeline(ctx: AppContext, name: str, table: str | None) -> list[str]:
         ) from exc
     done.append(f"truncated {len(pipeline.tables)} target table(s)")
     _reset_to_step1(ctx, name)
-    repo.record_event(name, kind="action", reason="resync: " + "; ".join(done), actor=ctx.actor)
+    repo.record_event(
+        name, kind=EventKind.ACTION, reason="resync: " + "; ".join(done), actor=ctx.actor
+    )
     start_pipeline(ctx, name)
     return done
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from cdc_tui.config.connections import resolve_connection
 from cdc_tui.domain.spec import TableRef, validate_pipeline_name
 from cdc_tui.domain.status import Engine, Mode
-from cdc_tui.errors import NotAvailableError, OperationError, UsageError
+from cdc_tui.errors import NotAvailableError, UsageError
 from cdc_tui.services.context import AppContext
 from cdc_tui.store.records import PipelineRecord
-from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
+from cdc_tui.store.repositories import PipelineRepository
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +65,3 @@ def create_pipeline(
 
 def list_pipelines(ctx: AppContext) -> list[PipelineRecord]:
     return PipelineRepository(ctx.store).list()
-
-
-def drop_pipeline(ctx: AppContext, name: str) -> None:
-    """Forget a pipeline; refused while a live runner holds its lease."""
-    repo = PipelineRepository(ctx.store)
-    pipeline = repo.get(name)
-    lease = LeaseRepository(ctx.store).get(pipeline.name)
-    if lease is not None and lease.is_fresh(datetime.now(UTC)):
-        raise OperationError(
-            f"Pipeline {name!r} has a live runner (pid {lease.pid} on {lease.host}); "
-            f"stop it first with `cdc-tui stop {name}`."
-        )
-    repo.delete(name, actor=ctx.actor, reason="dropped by operator")
-    log.info("pipeline %s dropped", name)

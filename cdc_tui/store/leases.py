@@ -23,7 +23,14 @@ class LeaseRepository:
         self._clock = clock or store.clock
 
     def acquire(
-        self, pipeline_name: str, *, owner: str, pid: int, host: str, ttl_s: float
+        self,
+        pipeline_name: str,
+        *,
+        owner: str,
+        pid: int,
+        host: str,
+        ttl_s: float,
+        steal_from: str | None = None,
     ) -> LeaseRecord | None:
         """Take the lease if it is free, expired or already ours; None if a live owner holds it.
 
@@ -38,7 +45,8 @@ class LeaseRepository:
                 lease = RunnerLease(pipeline_id=pipeline.id, acquired_at=now)
                 session.add(lease)
             elif lease.owner != owner:
-                if lease.expires_at > now:
+                # steal_from names an owner the caller proved dead (its pid is gone on this host).
+                if lease.expires_at > now and lease.owner != steal_from:
                     return None
                 log.info(
                     "Taking over the expired lease of %s from %s (pid %s on %s)",

@@ -120,10 +120,12 @@ def _quiet(_message: str) -> None:
 def _connection(params: PgParams, side: str) -> Iterator[psycopg.Connection[Any]]:
     with _translated(params, side, "connecting"):
         conn = connect(params)
-        checksum.apply_session_settings(conn)
+    with conn:
+        with _translated(params, side, "setting up the session"):
+            checksum.apply_session_settings(conn)
+        # Every explicit transaction on it is then one read-only snapshot.
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-    with conn:
         yield conn
 
 
@@ -188,13 +190,14 @@ def _run_rounds(sides: _Sides, run: _TableRun, options: _Options) -> TableValida
     name = str(run.table.ref)
     pending: list[Chunk] | None = None
     for round_no in range(1, options.rounds + 1):
-        lsn = _read_source(sides, run, pending, options)
+        lsn, source_sums = _read_source(sides, run, pending, options)
         if pending is None:
             pending = run.chunks
             options.progress(f"{name}: {len(pending)} chunk(s) of about {options.chunk_rows} rows")
         waiter = options.wait_for_target
         if lsn is not None and waiter is not None and not waiter(lsn):
             return _caught_up_failure(run, pending, round_no)
+        run.source.update(source_sums)
         _read_target(sides, run, pending)
         pending = run.differing(pending)
         log.info("validate %s round %d: %d chunk(s) differ", name, round_no, len(pending))
@@ -206,12 +209,14 @@ def _run_rounds(sides: _Sides, run: _TableRun, options: _Options) -> TableValida
 
 def _read_source(
     sides: _Sides, run: _TableRun, pending: list[Chunk] | None, options: _Options
-) -> int | None:
+) -> tuple[int | None, dict[int, ChunkSum]]:
     """Checksum the pending chunks (all of them, found here, on the first round) in one snapshot.
 
-    Returns the source's WAL position inside that snapshot when the caller waits for the target.
+    Returns the source's WAL position inside that snapshot when the caller waits for the target,
+    and the sums, kept apart until the target is read so a timeout leaves matching pairs.
     """
     ref = run.table.ref
+    sums: dict[int, ChunkSum] = {}
     with _translated(sides.source_params, "source", f"reading {ref}"), sides.source.transaction():
         lsn = None
         if options.wait_for_target is not None:
@@ -220,8 +225,8 @@ def _read_source(
             run.chunks = _find_chunks(sides.source, run, options.chunk_rows)
             pending = run.chunks
         for chunk in pending:
-            run.source[chunk.index] = checksum.chunk_checksum(sides.source, ref, run.tsql, chunk)
-    return lsn
+            sums[chunk.index] = checksum.chunk_checksum(sides.source, ref, run.tsql, chunk)
+    return lsn, sums
 
 
 def _find_chunks(conn: psycopg.Connection[Any], run: _TableRun, chunk_rows: int) -> list[Chunk]:

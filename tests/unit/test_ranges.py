@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from cdc_tui.domain.spec import TableRef
@@ -42,9 +44,10 @@ def test_split_covers_every_key_exactly_once(low: int, high: int, pieces: int) -
     ranges = split_key_space("id", low, high, pieces)
     assert 1 < len(ranges) <= pieces
     assert ranges[0].lower is None and ranges[-1].upper is None
-    for left, right in zip(ranges, ranges[1:], strict=False):
+    for left, right in itertools.pairwise(ranges):
         assert left.upper == right.lower  # contiguous, no gap and no overlap
-        assert left.upper is not None and left.upper > (left.lower or low)
+        assert left.upper is not None
+        assert left.upper > (low if left.lower is None else left.lower)
     probes = {low - 100, low - 1, low, high, high + 1, high + 1000}
     probes |= {b for r in ranges for b in (r.lower, r.upper) if b is not None}
     probes |= {b - 1 for r in ranges for b in (r.lower, r.upper) if b is not None}

@@ -109,11 +109,19 @@ def error_reason(exc: psycopg.Error) -> str:
 
 
 def classify(
-    exc: psycopg.Error, *, table: TableRef | None, key: str | None, lsn: int | None
+    exc: psycopg.Error,
+    *,
+    table: TableRef | None,
+    key: str | None,
+    lsn: int | None,
+    retriable: bool | None = None,
 ) -> ApplyError:
-    """The applier error for a psycopg failure; the caller raises it `from exc`."""
+    """The applier error for a psycopg failure; the caller raises it `from exc`.
+
+    `retriable` overrides the SQLSTATE rule (a broken connection makes any error retriable).
+    """
     reason = error_reason(exc)
-    if is_retriable(exc):
+    if retriable if retriable is not None else is_retriable(exc):
         return RetriableApplyError(reason, lsn)
     if table is None and exc.sqlstate and exc.diag.table_name:
         table = TableRef(exc.diag.schema_name or "", exc.diag.table_name)

@@ -37,7 +37,9 @@ class TableShape:
     """One target table as the applier writes it: columns in source order and their cast types.
 
     `cast_types[i]` is `format_type(atttypid, -1)` of column i on the target; `key` holds the
-    positions of the primary-key columns (empty: keyless REPLICA IDENTITY FULL table). Rendered
+    positions of the primary-key columns (empty: keyless REPLICA IDENTITY FULL table).
+    `strict_order` marks a target table with more than its primary key (another unique index, a
+    foreign key, a trigger or a rule): its changes then run in exact source order. Rendered
     statements are cached on the shape, which is replaced whenever the table's columns change.
     """
 
@@ -45,6 +47,7 @@ class TableShape:
     columns: tuple[str, ...]
     cast_types: tuple[str, ...]
     key: tuple[int, ...]
+    strict_order: bool = False
     cache: dict[tuple[object, ...], bytes] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

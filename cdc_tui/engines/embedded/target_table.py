@@ -35,6 +35,21 @@ SELECT a.attname,
  ORDER BY a.attnum
 """
 
+# Anything that could see one row's change from another row or table makes order matter.
+_STRICT_ORDER = """
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint AS k
+                WHERE (k.conrelid = c.oid OR k.confrelid = c.oid) AND k.contype IN ('f', 'x'))
+    OR EXISTS (SELECT 1 FROM pg_catalog.pg_index AS i
+                WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)
+    OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS g
+                WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)
+    OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite AS r
+                WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')
+  FROM pg_catalog.pg_class AS c
+  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND c.relname = %s
+"""
+
 
 @dataclass(frozen=True)
 class TargetTable:
@@ -68,7 +83,8 @@ def read_target_table(
 ) -> TargetTable:
     """The mapping for a target table as it exists now: its columns, primary key and types."""
     rows = _read_columns(conn, target)
-    key = tuple(name for name, _t, pos in sorted((r for r in rows if r[2]), key=lambda r: r[2]))
+    positions = {name: pos for name, _t, pos in rows if pos is not None}
+    key = tuple(sorted(positions, key=positions.__getitem__))
     return TargetTable(
         source,
         target,
@@ -81,6 +97,15 @@ def read_target_table(
 def read_cast_types(conn: psycopg.Connection[Any], target: TableRef) -> dict[str, str]:
     """Each target column's type without modifier, as the applier casts values to it."""
     return {name: type_sql for name, type_sql, _p in _read_columns(conn, target)}
+
+
+def read_strict_order(conn: psycopg.Connection[Any], target: TableRef) -> bool:
+    """Whether the target table has more than its primary key: foreign keys (either way),
+    another unique index, an exclusion constraint, a trigger or a rule."""
+    row = conn.execute(_STRICT_ORDER, (target.schema, target.name)).fetchone()
+    if row is None:
+        raise PermanentApplyError(target, None, None, "the target table does not exist")
+    return bool(row[0])
 
 
 def check_relation(

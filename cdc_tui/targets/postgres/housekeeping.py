@@ -8,11 +8,10 @@ import psycopg
 from psycopg import sql
 
 from cdc_tui.domain.spec import TableRef
+from cdc_tui.engines.embedded.position import delete_position
 from cdc_tui.store.records import PipelineRecord
 
-POSITION_TABLE = TableRef("cdc_tui", "applied_position")
 POSITION_TABLE_EXISTS = "SELECT to_regclass('cdc_tui.applied_position') IS NOT NULL"
-FORGET_POSITION = "DELETE FROM cdc_tui.applied_position WHERE pipeline = %s"
 TABLE_EXISTS = (
     "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
     "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s"
@@ -40,4 +39,4 @@ def forget_position(conn: psycopg.Connection[Any], pipeline: str) -> None:
     """Delete the pipeline's applied-position row, if the position table exists."""
     row = conn.execute(POSITION_TABLE_EXISTS).fetchone()
     if row is not None and row[0]:
-        conn.execute(FORGET_POSITION, (pipeline,))
+        delete_position(conn, pipeline)

@@ -1,0 +1,342 @@
+"""Apply decoded source transactions to a PostgreSQL target, exactly once.
+
+The runner feeds each pgoutput message in stream order. Changes are buffered (at most
+`batch_changes`) and run as a few set-based statements inside one open target transaction; the
+target commits only at a source transaction boundary, together with the applied position, once the
+group holds `batch_changes` changes or `batch_interval_s` has passed. Transactions whose commit
+lies below the stored position are skipped whole, so whatever the slot re-sends after a crash is
+applied once. Any error rolls the target transaction back and resets the applier: the runner then
+replays from the slot, which re-sends everything after the last acknowledged `committed_lsn`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from cdc_tui.domain.spec import TableRef
+from cdc_tui.engines.embedded import position
+from cdc_tui.engines.embedded.apply_errors import ApplyError, classify, is_retriable
+from cdc_tui.engines.embedded.apply_exec import BatchFailed, OpRunner, Statement
+from cdc_tui.engines.embedded.apply_ops import Op, Pending
+from cdc_tui.engines.embedded.apply_plan import plan
+from cdc_tui.engines.embedded.apply_sql import TableShape
+from cdc_tui.engines.embedded.messages import (
+    Begin,
+    Change,
+    Commit,
+    Delete,
+    Insert,
+    Message,
+    Relation,
+    Truncate,
+    Update,
+)
+from cdc_tui.engines.embedded.relation_map import RelationMap
+from cdc_tui.engines.embedded.target_table import TargetTable, TypeNamer
+from cdc_tui.lsn import lsn_to_str
+
+log = logging.getLogger(__name__)
+
+# Values arrive as the source printed them (ISO dates, UTC, postgres intervals); the target
+# session parses and, for keyless matching, prints them the same way. UTF8 makes a character the
+# target's encoding lacks a PostgreSQL error (a rejected change) rather than a Python one.
+_SESSION_SETTINGS = (
+    "SELECT pg_catalog.set_config('client_encoding', 'UTF8', false),"
+    " pg_catalog.set_config('DateStyle', 'ISO, MDY', false),"
+    " pg_catalog.set_config('IntervalStyle', 'postgres', false),"
+    " pg_catalog.set_config('TimeZone', 'UTC', false),"
+    " pg_catalog.set_config('extra_float_digits', '3', false),"
+    " pg_catalog.set_config('bytea_output', 'hex', false)"
+)
+
+
+class PgApplier:
+    """Applies one pipeline's source transactions to its target connection (autocommit off).
+
+    Feed messages with `apply()` (or `begin`/`relation`/`change`/`commit`), call `flush_commit()`
+    when the stream is idle or stopping, and acknowledge `committed_lsn` to the slot.
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        pipeline: str,
+        tables: Mapping[TableRef, TargetTable],
+        *,
+        type_namer: TypeNamer | None = None,
+        batch_changes: int = 5000,
+        batch_interval_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if conn.autocommit or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            raise ValueError("the applier needs an idle target connection with autocommit off")
+        if batch_changes < 1:
+            raise ValueError("batch_changes must be at least 1")
+        conn.execute(_SESSION_SETTINGS)
+        conn.commit()
+        self._conn = conn
+        self._runner = OpRunner(conn)
+        self._pipeline = pipeline
+        self._batch_changes = batch_changes
+        self._batch_interval_s = batch_interval_s
+        self._clock = clock
+        self._relmap = RelationMap(conn, pipeline, tables, type_namer)
+        self._buffer: list[Pending] = []
+        self._position: int | None = None
+        self._position_loaded = False
+        self._committed_lsn: int | None = None
+        self._txn_lsn: int | None = None
+        self._skipping = False
+        self._group_started: float | None = None
+        self._group_changes = 0
+        self._last_commit: Commit | None = None
+        self.changes_applied = 0
+        self.last_commit_time: datetime | None = None
+
+    # -- position ---------------------------------------------------------------------------
+
+    @property
+    def committed_lsn(self) -> int | None:
+        """End LSN of the last source transaction committed on the target: safe to acknowledge."""
+        return self._committed_lsn
+
+    @property
+    def tables(self) -> Mapping[TableRef, TargetTable]:
+        """The current mapping, including columns added to follow the source."""
+        return self._relmap.tables
+
+    @property
+    def pending_commit(self) -> bool:
+        """Whether applied source transactions wait in the open target transaction."""
+        return self._last_commit is not None
+
+    def ensure_position_table(self) -> None:
+        """Create `cdc_tui.applied_position` on the target when missing."""
+        self._require_between_groups("ensure_position_table")
+        try:
+            position.ensure_position_table(self._conn)
+            self._conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+
+    def read_position(self) -> int | None:
+        """The stored end LSN of the last applied source transaction (None before any)."""
+        self._wait()
+        idle = self._conn.info.transaction_status == pq.TransactionStatus.IDLE
+        try:
+            stored = position.read_position(self._conn, self._pipeline)
+            if idle:
+                self._conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        self._position = stored
+        self._position_loaded = True
+        if self._committed_lsn is None:
+            self._committed_lsn = stored
+        return stored
+
+    def write_initial_position(self, lsn: int) -> None:
+        """Record the full load's handoff LSN, alone in its own target transaction."""
+        self._require_between_groups("write_initial_position")
+        try:
+            position.write_position(self._conn, self._pipeline, lsn, lsn, None)
+            self._conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        self._position = self._committed_lsn = lsn
+        self._position_loaded = True
+
+    # -- the stream -------------------------------------------------------------------------
+
+    def apply(self, msg: Message) -> None:
+        """Dispatch one decoded message; Type, Origin and logical messages need nothing."""
+        if isinstance(msg, Insert | Update | Delete | Truncate):
+            self.change(msg)
+        elif isinstance(msg, Begin):
+            self.begin(msg)
+        elif isinstance(msg, Commit):
+            self.commit(msg)
+        elif isinstance(msg, Relation):
+            self.relation(msg)
+
+    def begin(self, msg: Begin) -> None:
+        """Start a source transaction; it is skipped whole when already applied."""
+        if self._txn_lsn is not None:
+            raise RuntimeError("begin() inside a source transaction")
+        if not self._position_loaded:
+            self.read_position()
+        self._txn_lsn = msg.final_lsn
+        # A commit record below the stored end LSN belongs to a transaction already applied.
+        self._skipping = self._position is not None and msg.final_lsn < self._position
+        if self._skipping:
+            log.debug(
+                "skipping source transaction at %s: already applied", lsn_to_str(msg.final_lsn)
+            )
+        elif self._group_started is None:
+            self._group_started = self._clock()
+
+    def relation(self, rel: Relation) -> None:
+        """Learn a relation id; follow appended columns, raise SchemaDriftError on other drift."""
+        self._relmap.learn(rel)
+        if not self._skipping:
+            self._shape_for(rel.relation_id, bind=True)
+
+    def change(self, msg: Change) -> None:
+        """Buffer one change; a full buffer runs (uncommitted) in the open target transaction."""
+        lsn = self._txn_lsn
+        if lsn is None:
+            raise RuntimeError("change() outside a source transaction")
+        if self._skipping:
+            return
+        if isinstance(msg, Truncate):
+            shapes = [self._shape_for(rid) for rid in msg.relation_ids]
+            targets = tuple(s.target for s in shapes if s is not None)
+            if not targets:
+                return
+            self._buffer.append(Pending(msg, None, lsn, targets))
+        else:
+            shape = self._shape_for(msg.relation_id)
+            if shape is None:
+                return
+            self._buffer.append(Pending(msg, shape, lsn))
+        self._group_changes += 1
+        if len(self._buffer) >= self._batch_changes:
+            self._flush()
+
+    def commit(self, msg: Commit) -> None:
+        """End a source transaction; commit the target when the group is full or old enough."""
+        if self._txn_lsn is None:
+            raise RuntimeError("commit() outside a source transaction")
+        self._txn_lsn = None
+        if self._skipping:
+            self._skipping = False
+            return
+        self._last_commit = msg
+        started = self._group_started if self._group_started is not None else self._clock()
+        if (
+            self._group_changes >= self._batch_changes
+            or self._clock() - started >= self._batch_interval_s
+        ):
+            self._commit_target()
+
+    def flush_commit(self) -> int | None:
+        """Commit the applied source transactions now (idle stream, stop); never mid-transaction.
+
+        Returns `committed_lsn`, unchanged when called inside a source transaction.
+        """
+        if self._txn_lsn is not None:
+            return self._committed_lsn
+        try:
+            if self._last_commit is not None:
+                self._commit_target()
+            elif self._conn.info.transaction_status == pq.TransactionStatus.INTRANS:
+                self._conn.commit()  # only catalog reads: end them so no snapshot is held
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        return self._committed_lsn
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _require_between_groups(self, what: str) -> None:
+        if self._txn_lsn is not None or self._last_commit is not None or self._buffer:
+            raise RuntimeError(f"{what}() while source transactions are being applied")
+
+    def _shape_for(self, relation_id: int, *, bind: bool = False) -> TableShape | None:
+        try:
+            if bind:
+                return self._relmap.bind(relation_id, self._txn_lsn, self._flush_and_wait)
+            return self._relmap.shape_for(relation_id, self._txn_lsn, self._flush_and_wait)
+        except ApplyError:
+            self._reset()
+            raise
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+
+    def _flush(self, extra: Statement | None = None) -> None:
+        """Send the buffered changes (and `extra`) into the open target transaction."""
+        try:
+            ops = plan(self._buffer)
+        except ApplyError:
+            self._reset()
+            raise
+        self._buffer = []
+        try:
+            self._runner.send(ops, extra)
+        except BatchFailed as failed:
+            raise self._failed(failed.error, failed.ops) from failed.error
+
+    def _wait(self) -> None:
+        """Wait until the target has run everything sent."""
+        try:
+            self._runner.drain()
+        except BatchFailed as failed:
+            raise self._failed(failed.error, failed.ops) from failed.error
+
+    def _flush_and_wait(self) -> None:
+        self._flush()
+        self._wait()
+
+    def _commit_target(self) -> None:
+        last = self._last_commit
+        assert last is not None
+        self._flush(
+            position.upsert_position_args(
+                self._pipeline, last.commit_lsn, last.end_lsn, last.commit_time
+            )
+        )
+        self._wait()
+        try:
+            self._conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        self._position = self._committed_lsn = last.end_lsn
+        self._relmap.committed()
+        self.changes_applied += self._group_changes
+        self.last_commit_time = last.commit_time
+        log.debug("committed %d changes up to %s", self._group_changes, lsn_to_str(last.end_lsn))
+        self._last_commit = None
+        self._group_started = None
+        self._group_changes = 0
+
+    def _failed(self, exc: psycopg.Error, ops: Sequence[Op] = ()) -> ApplyError:
+        """Roll back, find the failing row of a rejected batch, reset; the error to raise."""
+        lsn = self._txn_lsn or (self._last_commit.commit_lsn if self._last_commit else None)
+        table: TableRef | None = None
+        key: str | None = None
+        retriable = is_retriable(exc) or self._conn.broken or self._conn.closed
+        self._rollback()
+        if ops and not retriable:
+            found = self._runner.diagnose(ops)
+            if found is not None:
+                table, key, lsn = found.table, found.key, found.lsn
+                exc = found.cause or exc
+        self._reset()
+        return classify(exc, table=table, key=key, lsn=lsn, retriable=retriable)
+
+    def _rollback(self) -> None:
+        self._runner.abandon()
+        if self._conn.closed:
+            return
+        try:
+            self._conn.rollback()
+        except psycopg.Error as exc:
+            log.debug("rollback after a failed apply failed too: %s", type(exc).__name__)
+
+    def _reset(self) -> None:
+        """Forget everything uncommitted: the next begin() re-reads the stored position."""
+        self._rollback()
+        self._buffer = []
+        self._txn_lsn = None
+        self._skipping = False
+        self._group_started = None
+        self._group_changes = 0
+        self._last_commit = None
+        self._position_loaded = False
+        self._relmap.forget_uncommitted()

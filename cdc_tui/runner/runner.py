@@ -1,0 +1,276 @@
+"""`cdc-tui run NAME`: the process that owns a pipeline's Steps 0-2 and its stream.
+
+One runner per pipeline (the lease). Statuses are written the moment they change, with the
+reason. Retriable faults (a source or target that went away, a killed walsender, a deadlock)
+are retried with capped, jittered backoff; permanent ones stop the pipeline in ERROR with the
+table, key and LSN, keeping the slot so nothing is lost while the DBA fixes the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import psycopg
+
+from cdc_tui.domain.status import (
+    CdcStatus,
+    Engine,
+    FullLoadStatus,
+    Mode,
+    PipelineStatus,
+    StatusField,
+    TableState,
+)
+from cdc_tui.engines.embedded.apply_errors import SchemaDriftError
+from cdc_tui.errors import CdcTuiError, NotAvailableError, OperationError
+from cdc_tui.fullload.errors import SnapshotLostError
+from cdc_tui.pgconn import connect
+from cdc_tui.pgerrors import short_reason
+from cdc_tui.runner.backoff import Backoff
+from cdc_tui.runner.lease import LeaseKeeper
+from cdc_tui.runner.retry import is_retriable
+from cdc_tui.runner.steplog import StepLog
+from cdc_tui.runner.steps import (
+    StepContext,
+    create_cdc_only_slot,
+    full_load_only,
+    full_load_with_slot,
+    load_plans,
+    run_step0,
+)
+from cdc_tui.runner.streaming import run_step2
+from cdc_tui.services.context import AppContext, default_actor
+from cdc_tui.sources.postgres.objects import drop_slot, slot_row
+from cdc_tui.store.records import PipelineRecord
+from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
+
+log = logging.getLogger(__name__)
+
+STALE = (PipelineStatus.STARTING, PipelineStatus.RUNNING, PipelineStatus.STOPPING)
+STALE_CDC = (CdcStatus.STARTING, CdcStatus.RUNNING, CdcStatus.RECONNECTING)
+
+
+class Runner:
+    """Runs one pipeline until it is stopped, completes (full_load_only) or fails."""
+
+    def __init__(self, ctx: AppContext, name: str) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.actor = default_actor("runner")
+        self.repo = PipelineRepository(ctx.store)
+        self.steplog = StepLog(self.repo, name)
+        runner_settings = ctx.settings.runner
+        self.keeper = LeaseKeeper(
+            LeaseRepository(ctx.store), self.repo, name,
+            interval_s=runner_settings.heartbeat_interval, ttl_s=runner_settings.lease_timeout,
+        )  # fmt: skip
+        self.backoff = Backoff(cap=runner_settings.retry_max_backoff)
+        self.stop_event = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run to the end; the exit code is 0 when stopped or completed, 1 after a failure."""
+        pipeline = self.repo.get(self.name)
+        if pipeline.engine != Engine.EMBEDDED:
+            raise NotAvailableError(
+                f"Pipeline {self.name!r} uses the {pipeline.engine} engine, which this version "
+                "cannot run yet; recreate it with --engine embedded."
+            )
+        self.keeper.acquire()
+        self._install_signal_handlers()
+        try:
+            self._settle_stale(pipeline)
+            self._status(PipelineStatus.STARTING, f"runner started (pid {self.keeper.pid} on "
+                         f"{self.keeper.host})")  # fmt: skip
+            return self._loop()
+        finally:
+            self.keeper.release()
+
+    def should_stop(self) -> bool:
+        return (
+            self.stop_event.is_set()
+            or self.keeper.stop_requested.is_set()
+            or self.keeper.lost.is_set()
+        )
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: stopping %s after the current transaction", signum, self.name)
+            self.stop_event.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
+            signal.signal(signal.SIGINT, handler)
+
+    def _loop(self) -> int:
+        while not self.should_stop():
+            try:
+                if self._run_once():
+                    break
+            except SnapshotLostError as exc:
+                self.steplog.step1(f"{exc.message}; starting Step 1 again on a new slot", "WARNING")
+            except SchemaDriftError as exc:
+                return self._pause(exc.message)
+            except (CdcTuiError, psycopg.Error) as exc:
+                if not is_retriable(exc):
+                    return self._fail(exc)
+                self._wait_before_retry(exc)
+        self._stopped("stopped by operator" if self.should_stop() else "runner finished")
+        return 0
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    def _step_context(self, pipeline: PipelineRecord) -> StepContext:
+        return StepContext(
+            pipeline=self.name,
+            repo=self.repo,
+            steplog=self.steplog,
+            source=self.ctx.pg_params(pipeline.source, f"cdc-tui {self.name}"),
+            target=self.ctx.pg_params(pipeline.target, f"cdc-tui {self.name}"),
+            actor=self.actor,
+            workers=self.ctx.settings.runner.full_load_workers,
+            slot_name=pipeline.slot_name,
+            publication_name=pipeline.publication_name,
+            target_schema=pipeline.target_schema,
+            tables=tuple(t.table for t in pipeline.tables),
+        )
+
+    def _run_once(self) -> bool:
+        """One pass through the steps; True when the runner should exit."""
+        pipeline = self.repo.get(self.name)
+        sc = self._step_context(pipeline)
+        plans = load_plans(sc.source, self.name, sc.tables, sc.target_schema)
+        cancel = _StopFlag(self)
+        needs_copy = pipeline.mode != Mode.CDC_ONLY and (
+            pipeline.full_load_status != FullLoadStatus.COMPLETED
+        )
+        if pipeline.mode == Mode.FULL_LOAD_ONLY and not needs_copy:
+            self.steplog.step1("the full load is already complete; `cdc-tui resync` copies again")
+            return True
+        if needs_copy:
+            self._prepare_step1(sc, pipeline)
+            self._status(PipelineStatus.RUNNING, "Step 0 started")
+            run_step0(sc, plans)
+            if pipeline.mode == Mode.FULL_LOAD_ONLY:
+                full_load_only(sc, plans, cancel)
+                return True
+            if not full_load_with_slot(sc, plans, cancel):
+                return True
+        elif pipeline.cdc_status == CdcStatus.NOT_STARTED and not self._slot_exists(sc):
+            self._status(PipelineStatus.RUNNING, "Step 0 started")
+            run_step0(sc, plans)
+            create_cdc_only_slot(sc)
+        self._status(PipelineStatus.RUNNING, "Step 2 starting")
+        run_step2(self, sc, plans)
+        return True
+
+    def _slot_exists(self, sc: StepContext) -> bool:
+        with connect(sc.source) as conn:
+            return slot_row(conn, sc.slot_name) is not None
+
+    def _prepare_step1(self, sc: StepContext, pipeline: PipelineRecord) -> None:
+        """An interrupted Step 1 starts over on a new slot; a slot we never made is refused."""
+        with connect(sc.source) as conn:
+            exists = slot_row(conn, sc.slot_name) is not None
+            if pipeline.full_load_status == FullLoadStatus.NOT_STARTED:
+                if exists and pipeline.mode != Mode.FULL_LOAD_ONLY:
+                    raise OperationError(
+                        f"Replication slot {sc.slot_name} already exists on the source but "
+                        f"pipeline {self.name!r} did not create it; cdc-tui never reuses a slot "
+                        "it does not own: drop it or choose another pipeline name."
+                    )
+                return
+            if exists and drop_slot(conn, sc.slot_name):
+                self.steplog.step1(f"dropped slot {sc.slot_name} of the interrupted full load")
+        reason = "restarting an interrupted full load"
+        self.repo.transition(self.name, StatusField.FULL_LOAD_STATUS, FullLoadStatus.NOT_STARTED,
+                             reason=reason, actor=self.actor)  # fmt: skip
+        for t in self.repo.get(self.name).tables:
+            if t.state != TableState.PENDING:
+                self.repo.transition_table(self.name, t.table, TableState.PENDING, reason=reason,
+                                           actor=self.actor)  # fmt: skip
+
+    # -- status bookkeeping ----------------------------------------------------------------
+
+    def _status(self, new: PipelineStatus, reason: str) -> None:
+        self.repo.transition(self.name, StatusField.STATUS, new, reason=reason, actor=self.actor)
+
+    def cdc(self, new: CdcStatus, reason: str, error: str | None = None) -> None:
+        self.repo.transition(self.name, StatusField.CDC_STATUS, new, reason=reason,
+                             actor=self.actor, error=error)  # fmt: skip
+
+    def _settle_stale(self, pipeline: PipelineRecord) -> None:
+        """Statuses left by a runner that was killed are corrected before this one starts."""
+        reason = "the previous runner ended without stopping cleanly"
+        if pipeline.status in STALE:
+            self._status(PipelineStatus.STOPPED, reason)
+        if pipeline.cdc_status in STALE_CDC:
+            self.cdc(CdcStatus.STOPPED, reason)
+
+    def _stopped(self, reason: str) -> None:
+        pipeline = self.repo.get(self.name)
+        if pipeline.cdc_status in STALE_CDC:
+            self.cdc(CdcStatus.STOPPED, reason)
+        if pipeline.status in (PipelineStatus.STARTING, PipelineStatus.RUNNING):
+            self._status(PipelineStatus.STOPPING, reason)
+        if self.repo.get(self.name).status == PipelineStatus.STOPPING:
+            self._status(PipelineStatus.STOPPED, reason)
+        self.steplog.write(2 if pipeline.cdc_status in STALE_CDC else 1, f"runner {reason}")
+
+    def _fail(self, exc: BaseException) -> int:
+        message = exc.message if isinstance(exc, CdcTuiError) else _describe(exc)
+        log.error("pipeline %s failed: %s", self.name, message, exc_info=exc)
+        pipeline = self.repo.get(self.name)
+        step = 2 if pipeline.full_load_status in (FullLoadStatus.COMPLETED,
+                                                  FullLoadStatus.SKIPPED) else 1  # fmt: skip
+        if step == 1 and pipeline.full_load_status == FullLoadStatus.IN_PROGRESS:
+            self.repo.transition(self.name, StatusField.FULL_LOAD_STATUS, FullLoadStatus.FAILED,
+                                 reason=message, actor=self.actor)  # fmt: skip
+        if step == 2 and pipeline.cdc_status != CdcStatus.NOT_STARTED:
+            self.cdc(CdcStatus.FAILED, message)
+        self.repo.transition(self.name, StatusField.STATUS, PipelineStatus.ERROR, reason=message,
+                             actor=self.actor, error=message)  # fmt: skip
+        self.steplog.write(step, f"FAILED: {message}", "ERROR")
+        return 1
+
+    def _pause(self, message: str) -> int:
+        """Schema drift: stop at that transaction, keep the slot, say what changed."""
+        self.repo.update(self.name, last_error=message)
+        if self.repo.get(self.name).cdc_status != CdcStatus.PAUSED:
+            self.cdc(CdcStatus.PAUSED, message)
+        self._stopped("paused: " + message)
+        self.steplog.step2(f"PAUSED: {message}", "ERROR")
+        return 1
+
+    def _wait_before_retry(self, exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, CdcTuiError) else _describe(exc)
+        delay = self.backoff.next_delay()
+        self.repo.update(self.name, last_error=message)
+        if self.repo.get(self.name).cdc_status in (CdcStatus.RUNNING, CdcStatus.STARTING):
+            self.cdc(CdcStatus.RECONNECTING, f"retrying in {delay:.1f} s: {message}")
+        self.steplog.step2(f"retrying in {delay:.1f} s after: {message}", "WARNING")
+        deadline = delay
+        while deadline > 0 and not self.should_stop():
+            self.stop_event.wait(min(0.5, deadline))
+            deadline -= 0.5
+
+
+class _StopFlag(threading.Event):
+    """A cancel flag for the copier that also honours stop requests and a lost lease."""
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__()
+        self._runner = runner
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._runner.should_stop()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, psycopg.Error):
+        return short_reason(exc, [])
+    return f"{type(exc).__name__}: {exc}"
