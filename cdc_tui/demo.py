@@ -23,10 +23,12 @@ from cdc_tui.domain.spec import TableRef
 from cdc_tui.errors import OperationError
 from cdc_tui.localpg import LocalCluster, PgBinaries, find_binaries
 from cdc_tui.services.context import AppContext, build_context
+from cdc_tui.services.control import start_pipeline, wait_for
 from cdc_tui.services.pipelines import create_pipeline
 from cdc_tui.services.plan import plan_pipeline
 from cdc_tui.services.preflight import check_pipeline
 from cdc_tui.services.status import status_document
+from cdc_tui.store.repositories import PipelineRepository
 
 DEMO_PIPELINE = "demo"
 DEMO_TABLES = (
@@ -158,11 +160,14 @@ def _row_counts(conninfo: str) -> str:
 
 def _status_line(ctx: AppContext, cluster: LocalCluster, writer: Writer) -> str:
     doc = status_document(ctx, DEMO_PIPELINE)
+    lag = doc["cdc"]["lag_seconds"]
     return (
         f"{time.strftime('%H:%M:%S')}  {doc['name']}  status={doc['status']}  "
         f"full_load={doc['full_load_status']}  cdc={doc['cdc_status']}  health={doc['health']}  "
-        f"source rows: {_row_counts(cluster.admin_conninfo('demo_source'))}  "
-        f"writer: {writer.changes} changes"
+        f"applied={doc['cdc']['changes_applied']}  lag={'-' if lag is None else f'{lag:.1f}s'}  "
+        f"slot_lag={doc['slot']['lag_bytes']}B  writer: {writer.changes} changes\n"
+        f"          source rows: {_row_counts(cluster.admin_conninfo('demo_source'))}\n"
+        f"          target rows: {_row_counts(cluster.admin_conninfo('demo_target'))}"
     )
 
 
@@ -200,9 +205,14 @@ def _show_pipeline(ctx: AppContext) -> None:
     print("Step 0 plan (target DDL):")
     for line in plan_pipeline(ctx, DEMO_PIPELINE).sql.splitlines():
         print(f"  {line}")
+    pid = start_pipeline(ctx, DEMO_PIPELINE)
+    print(f"Started the runner (pid {pid}): Step 0, Step 1 (full load), then Step 2 (CDC).")
+    wait_for(ctx, DEMO_PIPELINE, "running", pid=pid, timeout_s=120)
+    for line in PipelineRepository(ctx.store).logs(DEMO_PIPELINE):
+        print(f"  {line.message}")
     print(
-        "The runner (Steps 0-2) arrives with the embedded engine; meanwhile the demo shows the "
-        "pipeline's live status while a writer changes the source. Ctrl-C stops it.",
+        "Replicating. A writer now changes the source; watch the target follow. "
+        "Ctrl-C stops the demo.",
         flush=True,
     )
 

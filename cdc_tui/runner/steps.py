@@ -132,8 +132,9 @@ class PersistingProgress:
         self.sc.steplog.step1(describe_progress(table, tracker))
 
     def table_done(self, table: TableRef) -> None:
-        tracker = self.trackers.get(table)
-        rows = tracker.rows_copied if tracker else 0
+        if table not in self.trackers:
+            self(table, 0, 0)  # an empty table reports no progress, but still passes COPYING
+        rows = self.trackers[table].rows_copied
         self.sc.repo.update_table_progress(
             self.sc.pipeline, table, rows_copied=rows, rows_estimated=rows
         )
@@ -141,7 +142,6 @@ class PersistingProgress:
             self.sc.pipeline, table, TableState.COMPLETED, reason=f"{rows} rows copied",
             actor=self.sc.actor,
         )  # fmt: skip
-        self.sc.steplog.step1(f"{table}: done, {rows:,} rows")
 
 
 def describe_progress(table: TableRef, tracker: ProgressTracker) -> str:

@@ -185,24 +185,30 @@ def test_unknown_config_key_exits_2(cli: CliEnv, capsys: pytest.CaptureFixture[s
     assert "console.refresh" in err
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["start", "orders"],
-        ["stop", "orders"],
-        ["resync", "orders"],
-        ["validate", "orders"],
-        ["run", "orders"],
-        [],
-    ],
-)
-def test_verbs_not_available_yet(
-    cli: CliEnv, capsys: pytest.CaptureFixture[str], argv: list[str]
-) -> None:
-    code, out, err = run(capsys, *argv)
+def test_console_not_available_yet(cli: CliEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys)
     assert code == 1
     assert "not available yet" in err
     assert out == ""
+
+
+@pytest.mark.parametrize("verb", ["start", "stop", "resync", "validate", "run", "drop"])
+def test_verbs_on_unknown_pipeline_exit_2(
+    cli: CliEnv, capsys: pytest.CaptureFixture[str], verb: str
+) -> None:
+    code, out, err = run(capsys, verb, "ghost")
+    assert code == 2
+    assert "'ghost' does not exist" in err
+    assert out == ""
+
+
+def test_resync_of_one_table_is_refused_by_the_embedded_engine(
+    cli: CliEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create(capsys)
+    code, _, err = run(capsys, "resync", "orders", "--table", "shop.customers")
+    assert code == 2
+    assert "without --table" in err
 
 
 def test_status_with_unreachable_source_reports_slot_error(

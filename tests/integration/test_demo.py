@@ -16,7 +16,7 @@ def test_demo_runs_and_removes_its_cluster(tmp_path: Path) -> None:
     env["HOME"] = str(tmp_path)
     env["TMPDIR"] = str(tmp_path)
     proc = subprocess.run(
-        [CDC_TUI, "demo", "--duration", "3", "--interval", "1"],
+        [CDC_TUI, "demo", "--duration", "4", "--interval", "1"],
         env=env,
         capture_output=True,
         text=True,
@@ -29,8 +29,10 @@ def test_demo_runs_and_removes_its_cluster(tmp_path: Path) -> None:
     assert "check error" not in out, out
     assert 'CREATE TABLE IF NOT EXISTS "shop"."Order Items"' in out
     assert "Warning" not in proc.stderr, proc.stderr
-    status_lines = [line for line in out.splitlines() if "status=STOPPED" in line]
+    assert "Step 1: full load complete" in out
+    status_lines = [line for line in out.splitlines() if "status=RUNNING" in line]
     assert len(status_lines) >= 2, out
+    assert all("cdc=RUNNING" in line and "health=healthy" in line for line in status_lines)
     changes = [int(m) for m in re.findall(r"writer: (\d+) changes", out)]
     assert changes[-1] > 0, "the writer made no change"
     assert not list(tmp_path.glob("cdc-tui-demo-*")), "the demo left its directory behind"

@@ -333,7 +333,7 @@ def test_lost_target_connection_is_retried(source_db: Database, target_db: Datab
             super().__call__(table, rows_copied, rows_estimated)
             if len(self.calls) == 1:
                 target_db.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND application_name = 'cdc-tui'"
                 )
 
