@@ -208,8 +208,8 @@ def _show_pipeline(ctx: AppContext) -> None:
     pid = start_pipeline(ctx, DEMO_PIPELINE)
     print(f"Started the runner (pid {pid}): Step 0, Step 1 (full load), then Step 2 (CDC).")
     wait_for(ctx, DEMO_PIPELINE, "running", pid=pid, timeout_s=120)
-    for line in PipelineRepository(ctx.store).logs(DEMO_PIPELINE):
-        print(f"  {line.message}")
+    for record in PipelineRepository(ctx.store).logs(DEMO_PIPELINE):
+        print(f"  {record.message}")
     print(
         "Replicating. A writer now changes the source; watch the target follow. "
         "Ctrl-C stops the demo.",
