@@ -37,7 +37,6 @@ BLOCK_BYTES = 120 * 1024
 PROGRESS_INTERVAL_S = 0.5
 MAX_RETRIES = 3
 RETRY_DELAYS_S = (1.0, 2.0, 4.0)
-STEP1_PREFIX = "Step 1: "
 
 # A long COPY must not be cut by a role's timeouts; these apply to our sessions only.
 SESSION_SETTINGS = (
@@ -115,7 +114,7 @@ class _Board:
             self._sink.table_done(ref)
             self.done.append(ref)
             elapsed = time.monotonic() - self._started
-            self._log(f"{STEP1_PREFIX}{ref}: {total} rows copied ({elapsed:.1f} s since start)")
+            self._log(f"{ref}: {total:,} rows copied ({elapsed:.1f} s since start)")
 
     def _report(self, ref: TableRef) -> None:
         rows = self._committed[ref] + sum(n for t, n in self._streaming.values() if t == ref)
@@ -288,7 +287,7 @@ class _Worker:
     def _note_retry(self, unit: _Unit, exc: psycopg.Error, attempt: int) -> None:
         reason = short_reason(exc, self.load.secrets())
         line = (
-            f"{STEP1_PREFIX}retrying {unit.describe()} after: {reason} "
+            f"retrying {unit.describe()} after: {reason} "
             f"(attempt {attempt + 2} of {MAX_RETRIES + 1})"
         )
         logger.warning("%s", line)
@@ -326,7 +325,7 @@ def run_full_load(
     """Copy every unit of `job` with `workers` threads, all reading `snapshot_name`.
 
     The connection that exported the snapshot must stay open until this returns: a retried
-    unit imports the snapshot again. `log` receives "Step 1: ..." lines (completions, retries).
+    unit imports the snapshot again. `log` receives step-log lines: completions, retries.
 
     Raises:
         SnapshotLostError: the snapshot could not be imported; drop the slot, restart Step 1.

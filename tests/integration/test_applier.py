@@ -37,7 +37,7 @@ from cdc_tui.engines.embedded.messages import (
     Update,
     Value,
 )
-from cdc_tui.engines.embedded.target_table import read_target_table
+from cdc_tui.engines.embedded.target_table import TargetTable, read_target_table
 from cdc_tui.lsn import lsn_to_int
 from cdc_tui.pgconn import PgParams, connect
 from tests.pg import Database
@@ -485,6 +485,26 @@ def test_rejected_change_names_table_key_and_lsn_and_commits_nothing(
     feed(again, [*good, *bad])
     again.flush_commit()
     assert target_db.scalar("SELECT count(*) FROM t") == 11
+
+
+def test_an_over_long_value_is_rejected_never_truncated(
+    target_db: Database, conns: list[psycopg.Connection[Any]]
+) -> None:
+    target_db.execute("CREATE TABLE t (id integer PRIMARY KEY, v varchar(3), big text)")
+    conn = target_conn(target_db)
+    conns.append(conn)
+    # Types with modifiers, as Step 0's plan gives them: the applier must not cast to them.
+    types = {"id": "integer", "v": "character varying(3)", "big": "text"}
+    mapping = {T: TargetTable(T, T, ("id", "v", "big"), ("id",), types)}
+    applier = PgApplier(conn, "p", mapping)
+    applier.ensure_position_table()
+    with pytest.raises(PermanentApplyError, match="value too long") as caught:
+        feed(
+            applier, Stream().txn(KV, Insert(1, ("1", "abc", None)), Insert(1, ("2", "abcd", None)))
+        )
+        applier.flush_commit()
+    assert caught.value.key == "id=2"
+    assert target_db.scalar("SELECT count(*) FROM t") == 0
 
 
 def test_lost_connection_is_retriable_and_replay_converges(

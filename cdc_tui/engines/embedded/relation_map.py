@@ -134,9 +134,14 @@ class RelationMap:
         if shape is not None and shape.columns == table.columns:
             return shape  # same object: keeps batching segments and cached statements
         flush()  # the catalog reads below must not interleave with statements in flight
-        types = dict(table.column_types)
-        if any(c not in types for c in table.columns):
-            types.update(read_cast_types(self._conn, table.target))
+        # Cast to what the target really has, without modifiers (see apply_sql), whatever the
+        # mapping's column_types say: `::varchar(5)` would truncate where assignment refuses.
+        types = read_cast_types(self._conn, table.target)
+        missing = [c for c in table.columns if c not in types]
+        if missing:
+            raise PermanentApplyError(
+                table.target, None, None, f"column {missing[0]} does not exist on the target"
+            )
         shape = TableShape(
             table.target,
             table.columns,

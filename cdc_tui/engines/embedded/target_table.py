@@ -54,8 +54,8 @@ SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint AS k
 @dataclass(frozen=True)
 class TargetTable:
     """One replicated table: target column names equal the source's; `key` is the primary key
-    (empty for a REPLICA IDENTITY FULL table without one). `column_types` holds the target types
-    without modifier (`format_type(oid, -1)`); the applier reads missing ones from the target."""
+    (empty for a REPLICA IDENTITY FULL table without one). `column_types` records the target
+    types for callers; the applier casts to the types it reads from the target catalog."""
 
     source: TableRef
     target: TableRef
