@@ -9,7 +9,6 @@ already holds, by commit LSN.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.2
 METRICS_INTERVAL_S = 1.0
+# How often an idle stream confirms the server's position (a target write and a status update).
+IDLE_CONFIRM_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -66,7 +67,7 @@ class CdcStream:
         self._pending_changes = 0
         self._last_commit_time: datetime | None = None
         self._last_metrics = 0.0
-        self.stopped = threading.Event()
+        self._last_idle_confirm = 0.0
 
     def run(self) -> None:
         """Stream until asked to stop; errors propagate to the runner's retry policy."""
@@ -121,10 +122,14 @@ class CdcStream:
             return
         self._commit_and_ack()
         wal_end = self.repl.server_wal_end
+        now = time.monotonic()
+        if now - self._last_idle_confirm < IDLE_CONFIRM_INTERVAL_S:
+            return
+        self._last_idle_confirm = now
         if wal_end > self.repl.acknowledged_lsn and self.applier.committed_lsn is not None:
             # Everything sent so far is applied, so the slot may move on even though our tables
             # are idle; the target position moves too, so it never trails the slot (row 24).
-            self.applier.write_initial_position(wal_end)
+            self.applier.advance_position(wal_end)
             self.repl.acknowledge(wal_end)
             self.metrics.applied_lsn = wal_end
         self.metrics.lag_seconds = 0.0

@@ -6,10 +6,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+
+from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import CdcStatus
 from cdc_tui.engines.embedded.applier import PgApplier
 from cdc_tui.engines.embedded.replication import ReplicationConnection
-from cdc_tui.engines.embedded.target_table import TargetTable
+from cdc_tui.engines.embedded.target_table import TargetTable, read_target_table
 from cdc_tui.errors import OperationError
 from cdc_tui.lsn import lsn_to_int, lsn_to_str
 from cdc_tui.pgconn import PgParams, connect
@@ -49,18 +52,14 @@ class SourceTypeNamer:
         return str(found[0])
 
 
-def target_tables(plans: Sequence[tuple[TableDef, TablePlan]]) -> dict[Any, TargetTable]:
-    """The applier's map from source table to target table, columns, key and types."""
-    return {
-        d.ref: TargetTable(
-            source=d.ref,
-            target=p.target,
-            columns=tuple(c.name for c in p.columns),
-            key=tuple(p.primary_key),
-            column_types={c.name: c.target_type for c in p.columns},
-        )
-        for d, p in plans
-    }
+def target_tables(
+    conn: psycopg.Connection[Any], plans: Sequence[tuple[TableDef, TablePlan]]
+) -> dict[TableRef, TargetTable]:
+    """The applier's map, read from the target as it is now: it holds exactly the columns
+    applied so far, so a column the source added while we were stopped arrives as an ADD."""
+    tables = {d.ref: read_target_table(conn, d.ref, p.target) for d, p in plans}
+    conn.commit()
+    return tables
 
 
 def check_slot(sc: StepContext, position: int) -> None:
@@ -95,7 +94,10 @@ def run_step2(runner: Runner, sc: StepContext, plans: Sequence[tuple[TableDef, T
     base_changes = pipeline.changes_applied
     with connect(sc.target, autocommit=False) as target:
         applier = PgApplier(
-            target, sc.pipeline, target_tables(plans), type_namer=SourceTypeNamer(sc.source)
+            target,
+            sc.pipeline,
+            target_tables(target, plans),
+            type_namer=SourceTypeNamer(sc.source),
         )
         position = applier.read_position()
         if position is None:

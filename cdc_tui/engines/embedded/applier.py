@@ -153,6 +153,13 @@ class PgApplier:
         self._position = self._committed_lsn = lsn
         self._position_loaded = True
 
+    def advance_position(self, lsn: int) -> None:
+        """With nothing pending, record that the source is consumed up to `lsn` (an idle
+        stream's keepalive position), so the stored position never trails the slot."""
+        if self._committed_lsn is not None and lsn <= self._committed_lsn:
+            return
+        self.write_initial_position(lsn)
+
     # -- the stream -------------------------------------------------------------------------
 
     def apply(self, msg: Message) -> None:
