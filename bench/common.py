@@ -59,6 +59,7 @@ class Cleanup:
     def run(self) -> None:
         # A second Ctrl-C during cleanup must not leave clusters behind.
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             while self._actions:
                 what, action = self._actions.pop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cdc_tui.domain.findings import Finding
+from cdc_tui.domain.status import CdcStatus, FullLoadStatus
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.preflight import run_source_preflight
 from cdc_tui.store.records import PipelineRecord
@@ -15,7 +16,13 @@ def check_pipeline(ctx: AppContext, name: str) -> tuple[PipelineRecord, list[Fin
     pipeline = PipelineRepository(ctx.store).get(name)
     tables = [t.table for t in pipeline.tables]
     source = ctx.pg_params(pipeline.source, application_name="cdc-tui check")
-    findings = run_source_preflight(source, tables, pipeline=pipeline.name, mode=str(pipeline.mode))
+    started = (
+        pipeline.full_load_status not in (FullLoadStatus.NOT_STARTED, FullLoadStatus.SKIPPED)
+        or pipeline.cdc_status != CdcStatus.NOT_STARTED
+    )
+    findings = run_source_preflight(
+        source, tables, pipeline=pipeline.name, mode=str(pipeline.mode), owns_slot=started
+    )
     target = ctx.pg_params(pipeline.target, application_name="cdc-tui check")
     findings += run_target_preflight(target, target_schema=pipeline.target_schema, tables=tables)
     return pipeline, findings

@@ -81,6 +81,9 @@ def test_lifecycle_start_stream_stop_validate_drop(
     assert doc["runner"]["heartbeat_recent"] is True
     assert [t["rows_copied"] for t in doc["full_load"]["tables"]] == [100, 0]
     wait_converged(source_db, target_db, TABLES)
+    check = cli.run("check", "orders", check=False)
+    assert check.returncode == 0, check.stdout  # its own slot and publication are not problems
+    assert "belongs to this pipeline" in check.stdout
 
     source_db.execute(
         "INSERT INTO shop.customers SELECT g, 'n' || g, '' FROM generate_series(101, 300) g;"

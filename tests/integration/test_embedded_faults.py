@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.integration.cli_env import make_cli_env
+from tests.integration.cli_env import TARGET_ROLE, make_cli_env
 from tests.integration.runner_support import (
     Cli,
     add_source_tables,
@@ -226,6 +226,20 @@ def test_sigkill_during_full_load_reruns_without_duplicates(
         "ANALYZE shop.customers"
     )
     create(cli, "shop.customers", 'shop."Order Items"')
+    # The binary COPY moves 300k rows in under a second; the target table, made beforehand from
+    # `cdc-tui plan`, gets a trigger that pauses now and then so the copy can be watched and
+    # killed halfway. It is removed before the rerun.
+    target_db.execute(cli.run("plan", NAME).stdout)
+    target_db.execute(
+        f"ALTER SCHEMA shop OWNER TO {TARGET_ROLE};"
+        f"ALTER TABLE shop.customers OWNER TO {TARGET_ROLE};"
+        f'ALTER TABLE shop."Order Items" OWNER TO {TARGET_ROLE};'
+        "CREATE FUNCTION public.slow_copy() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF NEW.id % 20000 = 0 THEN PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;"
+        "CREATE TRIGGER slow_copy BEFORE INSERT ON shop.customers"
+        " FOR EACH ROW EXECUTE FUNCTION public.slow_copy();"
+        "ALTER TABLE shop.customers ENABLE ALWAYS TRIGGER slow_copy;"
+    )
     cli.run("start", NAME)
     progress: list[int] = []
 
@@ -243,6 +257,7 @@ def test_sigkill_during_full_load_reruns_without_duplicates(
     wait_until(copying, 120, "Step 1 copying with growing rows_copied", poll=0.1)
     kill_runner(cli, NAME)
     assert cli.status(NAME)["full_load_status"] == "IN_PROGRESS"
+    target_db.execute("DROP TRIGGER slow_copy ON shop.customers")
     source_db.execute("UPDATE shop.customers SET email = 'while down' WHERE id % 1000 = 0")
     start(cli)
     doc = wait_status(

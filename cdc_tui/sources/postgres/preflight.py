@@ -72,6 +72,7 @@ class _Ctx:
     publication: str
     quoted: dict[str, str]
     privileges: dict[int, tuple[bool, bool]]
+    owns_slot: bool = False
 
     def q(self, name: str) -> str:
         return self.quoted.get(name, name)
@@ -81,12 +82,19 @@ class _Ctx:
 
 
 def run_source_preflight(
-    params: PgParams, tables: Sequence[TableRef], *, pipeline: str, mode: str
+    params: PgParams,
+    tables: Sequence[TableRef],
+    *,
+    pipeline: str,
+    mode: str,
+    owns_slot: bool = False,
 ) -> list[Finding]:
     """Check every source prerequisite of `pipeline` and return one finding per rule and object.
 
-    Reads only. A connection failure is reported as `source.connect` and ends the checks; a
-    query failing afterwards is reported as `source.catalog`.
+    `owns_slot` is True once the pipeline has created its slot (it has started before): the
+    slot then belongs to it instead of blocking it. Reads only. A connection failure is
+    reported as `source.connect` and ends the checks; a query failing afterwards is reported as
+    `source.catalog`.
     """
     try:
         run_mode = Mode(mode)
@@ -100,7 +108,7 @@ def run_source_preflight(
         return [connect_failure_finding("source.connect", "source", params, exc)]
     try:
         conn.read_only = True
-        return _run_checks(conn, params, tables, pipeline, run_mode)
+        return _run_checks(conn, params, tables, pipeline, run_mode, owns_slot)
     except psycopg.Error as exc:
         return [catalog_failure_finding("source.catalog", "source", params, exc)]
     finally:
@@ -113,6 +121,7 @@ def _run_checks(
     tables: Sequence[TableRef],
     pipeline: str,
     mode: Mode,
+    owns_slot: bool,
 ) -> list[Finding]:
     slot, publication = slot_name_for(pipeline), publication_name_for(pipeline)
     row = conn.execute(SERVER_QUERY, {"slot": slot}).fetchone()
@@ -127,7 +136,8 @@ def _run_checks(
     for ref in tables:
         names += [ref.schema, ref.name]
     quoted = quote_idents(conn, names)
-    ctx = _Ctx(conn, server, mode, slot, publication, quoted, read_table_privileges(conn, defs))
+    privileges = read_table_privileges(conn, defs)
+    ctx = _Ctx(conn, server, mode, slot, publication, quoted, privileges, owns_slot)
     where, _user = describe_endpoint(params)
     version = f"Connected as {server.role} to PostgreSQL {server.version}."
     findings = [_ok("source.connect", where, version)]
@@ -157,6 +167,14 @@ def _replication_checks(ctx: _Ctx) -> list[Finding]:
     if ctx.mode == Mode.FULL_LOAD_ONLY:
         return [_ok(r, o, "Not needed in mode full_load_only.") for r, o in objects.items()]
     restart = "(ALTER SYSTEM SET, then restart the server)"
+    if ctx.owns_slot and s.slot_exists:
+        return [
+            _wal_level(ctx),
+            _replication_role(ctx),
+            _ok("source.slots", "max_replication_slots", "The pipeline uses its existing slot."),
+            _ok("source.slot_name", ctx.slot, f"Slot {ctx.slot} belongs to this pipeline."),
+            _ok("source.wal_senders", "max_wal_senders", "The pipeline's slot is in place."),
+        ]
     return [
         _wal_level(ctx),
         _replication_role(ctx),

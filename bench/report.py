@@ -1,0 +1,88 @@
+"""Render a results JSON as the Markdown tables used in bench/RESULTS.md.
+
+    python bench/report.py [bench/results/latest.json]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _f(value: Any, fmt: str = ",.0f") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and value != value:  # NaN
+        return "—"
+    return format(value, fmt)
+
+
+def render(r: dict[str, Any]) -> str:
+    m = r.get("machine", {})
+    b = r.get("benchmarks", {})
+    t = r.get("targets", {})
+    kind = "QUICK run (--quick, reduced sizes)" if r.get("quick") else "full run"
+    lines = [
+        f"### {kind}, {r.get('date', '?')}",
+        "",
+        f"Machine: {m.get('nproc', '?')} cores, {_f(m.get('memory_mb'))} MB RAM, "
+        f"load average {', '.join(f'{x:.1f}' for x in m.get('loadavg_at_start', []))} at start / "
+        f"{', '.join(f'{x:.1f}' for x in m.get('loadavg_at_end', []))} at end; "
+        f"source PostgreSQL {m.get('source_postgres', '?')}, "
+        f"target PostgreSQL {m.get('target_postgres', '?')}, Python {m.get('python', '?')}; "
+        f"{m.get('postgres_settings', '')}. Took {_f(r.get('duration_s'))} s.",
+        "",
+        "| metric | cdc-tui | baseline | target | met |",
+        "|---|---|---|---|---|",
+    ]
+
+    def row(metric: str, ours: str, base: str, key: str | None = None) -> None:
+        tgt = t.get(key or metric, {})
+        met = {True: "yes", False: "**no**", None: "—"}[tgt.get("met")] if tgt else ""
+        lines.append(f"| `{metric}` | {ours} | {base} | {tgt.get('target', '')} | {met} |")
+
+    fl = b.get("full_load")
+    if fl:
+        row("full_load.ratio_vs_pipe", f"{_f(fl['ratio_vs_pipe'], '.2f')} "
+            f"(Step 1 {_f(fl['cdctui_step1_s_median'], '.2f')} s; CLI wall "
+            f"{_f(fl['cdctui_wall_s_median'], '.2f')} s)",
+            f"psql\\|psql {_f(fl['baseline_pipe_s_median'], '.2f')} s")  # fmt: skip
+        row("full_load.rows_per_s", _f(fl["rows_per_s"]),
+            _f(fl["baseline_pipe_rows_per_s"]))  # fmt: skip
+    bl = b.get("cdc_backlog")
+    if bl:
+        row("cdc_embedded.changes_per_s", f"{_f(bl['changes_per_s'])} "
+            f"(apply only {_f(bl['cdctui_apply_only_changes_per_s'])})",
+            f"native {_f(bl['baseline_native_changes_per_s'])} "
+            f"(apply only {_f(bl['baseline_native_apply_only_changes_per_s'])})")  # fmt: skip
+    lat = b.get("cdc_latency")
+    if lat:
+        c, n = lat["cdctui"], lat["baseline_native"]
+        row("cdc_embedded.p50_ms", _f(c["p50_ms"]), f"native {_f(n['p50_ms'])}")
+        row("cdc_embedded.p99_ms", _f(c["p99_ms"]), f"native {_f(n['p99_ms'])}")
+        row("cdc_embedded.max_ms", _f(c["max_ms"]), f"native {_f(n['max_ms'])}")
+    rss = b.get("rss")
+    if rss:
+        row("cdc_embedded.rss_mb", f"{_f(rss['rss_mb'], '.0f')} peak (VmHWM)",
+            f"{_f(rss['baseline_rss_before_mb'], '.0f')} before the transaction")  # fmt: skip
+        row("1 big transaction apply_s", _f(rss["cdctui_apply_s"], ".1f"),
+            f"native {_f(rss['baseline_native_apply_s'], '.1f')}")  # fmt: skip
+    p = r.get("parameters", {})
+    lines += [
+        "",
+        f"Sizes: full load {_f(p.get('fl_rows'))} rows x {p.get('fl_reps')} reps (medians); "
+        f"backlog {_f(p.get('backlog'))} changes x {p.get('backlog_reps')} reps on a "
+        f"{_f(p.get('cdc_rows'))}-row table; latency {_f(p.get('rate'))} rows/s for "
+        f"{p.get('lat_s')} s in transactions of {p.get('batch')}; one {_f(p.get('big_rows'))}-row "
+        "transaction for RSS.",
+    ]
+    for name, err in (r.get("errors") or {}).items():
+        lines.append(f"\n**{name} failed:** {err}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results/latest.json"
+    print(render(json.loads(path.read_text())), end="")

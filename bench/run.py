@@ -1,0 +1,134 @@
+"""cdc-tui benchmarks, each side by side with its baseline on the same clusters and data.
+
+    python bench/run.py [--quick] [--only NAME[,NAME...]] [--reps N]
+
+NAME is one of: full_load, cdc_backlog, cdc_latency, rss. Writes bench/results/latest.json
+(and a Markdown rendering next to it). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cdc_bench import CdcSetup, bench_backlog, bench_latency, bench_rss  # noqa: E402
+from common import Cleanup, log, now_iso, sigterm_as_interrupt, start_env  # noqa: E402
+from fullload_bench import bench_full_load  # noqa: E402
+from report import render  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NAMES = ("full_load", "cdc_backlog", "cdc_latency", "rss")
+
+FULL = {"fl_rows": 2_000_000, "fl_reps": 3, "cdc_rows": 100_000, "backlog": 200_000,
+        "backlog_reps": 3, "rate": 2000, "lat_s": 30.0, "batch": 10, "big_rows": 1_000_000}
+QUICK = {"fl_rows": 200_000, "fl_reps": 2, "cdc_rows": 100_000, "backlog": 30_000,
+         "backlog_reps": 2, "rate": 500, "lat_s": 8.0, "batch": 10, "big_rows": 200_000}
+
+# Targets on a 2-core machine.
+TARGETS: dict[str, tuple[str, float]] = {
+    "full_load.ratio_vs_pipe": (">=", 1.0),
+    "cdc_embedded.changes_per_s": (">=", 50_000),
+    "cdc_embedded.p99_ms": ("<=", 1_000),
+    "cdc_embedded.rss_mb": ("<=", 200),
+}
+
+
+def headline(results: dict[str, Any]) -> dict[str, float | None]:
+    b = results["benchmarks"]
+    fl, bl, lat, rss = (b.get(n) or {} for n in NAMES)
+    return {
+        "full_load.ratio_vs_pipe": fl.get("ratio_vs_pipe"),
+        "full_load.rows_per_s": fl.get("rows_per_s"),
+        "cdc_embedded.changes_per_s": bl.get("changes_per_s"),
+        "cdc_embedded.p50_ms": lat.get("p50_ms"),
+        "cdc_embedded.p99_ms": lat.get("p99_ms"),
+        "cdc_embedded.rss_mb": rss.get("rss_mb"),
+    }
+
+
+def check_targets(metrics: dict[str, float | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, (op, bound) in TARGETS.items():
+        value = metrics.get(key)
+        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        out[key] = {"target": f"{op} {bound:g}", "value": value, "met": met}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for development")
+    parser.add_argument("--only", default="", help="comma-separated subset of " + ", ".join(NAMES))
+    parser.add_argument("--reps", type=int, help="repetitions for full_load and cdc_backlog")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args(argv)
+    only = [n.strip() for n in args.only.split(",") if n.strip()] or list(NAMES)
+    unknown = set(only) - set(NAMES)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {NAMES}")
+    p = dict(QUICK if args.quick else FULL)
+    if args.reps:
+        p["fl_reps"] = p["backlog_reps"] = args.reps
+
+    sigterm_as_interrupt()
+    cleanup = Cleanup()
+    results: dict[str, Any] = {
+        "date": now_iso(),
+        "quick": args.quick,
+        "parameters": p,
+        "benchmarks": {},
+        "errors": {},
+    }
+    t_start = time.perf_counter()
+    exit_code = 0
+    try:
+        env = start_env(cleanup)
+        results["machine"] = env.machine()
+        cdc = CdcSetup(env, p["cdc_rows"])
+        plan = {
+            "full_load": lambda: bench_full_load(env, p["fl_rows"], p["fl_reps"]),
+            "cdc_backlog": lambda: bench_backlog(cdc, p["backlog"], p["backlog_reps"]),
+            "cdc_latency": lambda: bench_latency(cdc, p["rate"], p["lat_s"], p["batch"]),
+            "rss": lambda: bench_rss(cdc, p["big_rows"]),
+        }
+        for name in NAMES:
+            if name not in only:
+                continue
+            t = time.perf_counter()
+            try:
+                results["benchmarks"][name] = plan[name]()
+            except Exception as exc:  # noqa: BLE001 - record it, go on with the others
+                traceback.print_exc()
+                results["errors"][name] = f"{type(exc).__name__}: {exc}"
+                exit_code = 1
+            log(f"{name}: {time.perf_counter() - t:.0f} s")
+    except KeyboardInterrupt:
+        log("interrupted; cleaning up")
+        results["errors"]["interrupted"] = "KeyboardInterrupt"
+        exit_code = 130
+    finally:
+        results.setdefault("machine", {})["loadavg_at_end"] = list(os.getloadavg())
+        cleanup.run()
+    results["duration_s"] = round(time.perf_counter() - t_start, 1)
+    results["metrics"] = headline(results)
+    results["targets"] = check_targets(results["metrics"])
+    considered = [t["met"] for t in results["targets"].values() if t["met"] is not None]
+    results["all_targets_met"] = bool(considered) and all(considered) and not results["errors"]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    args.output.with_suffix(".md").write_text(render(results))
+    log(f"wrote {args.output} ({results['duration_s']:.0f} s)")
+    print(render(results))
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
