@@ -27,6 +27,7 @@ from cdc_tui.pgerrors import short_reason
 from cdc_tui.runner.launcher import launch_runner
 from cdc_tui.runner.procs import pid_alive
 from cdc_tui.services.context import AppContext
+from cdc_tui.services.status import runner_is_alive
 from cdc_tui.sources.postgres.objects import drop_publication, drop_slot
 from cdc_tui.store.records import EventKind, PipelineRecord
 from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
@@ -45,10 +46,8 @@ def _now() -> datetime:
 def live_runner_pid(ctx: AppContext, name: str) -> int | None:
     """The pid of the runner holding a fresh lease, or None."""
     lease = LeaseRepository(ctx.store).get(name)
-    if lease is None or not lease.is_fresh(_now()):
+    if lease is None or not runner_is_alive(lease, _now()):
         return None
-    if lease.host == socket.gethostname() and not pid_alive(lease.pid):
-        return None  # killed without releasing: its lease is stale however fresh it looks
     return lease.pid
 
 

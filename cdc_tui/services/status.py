@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from cdc_tui.domain.status import PipelineStatus
 from cdc_tui.errors import ConfigError
 from cdc_tui.pgconn import connect
 from cdc_tui.pgerrors import short_reason
+from cdc_tui.runner.procs import pid_alive
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.slots import SlotInfo, read_slot
 from cdc_tui.store.records import LeaseRecord, PipelineRecord
@@ -54,6 +56,14 @@ def probe_slot(ctx: AppContext, pipeline: PipelineRecord) -> SlotProbe:
         return SlotProbe(None, f"source unreachable: {reason}")
 
 
+def runner_is_alive(lease: LeaseRecord, now: datetime) -> bool:
+    """A fresh heartbeat, and on this host a process that still exists (a SIGKILLed runner's
+    lease looks fresh until it expires)."""
+    if not lease.is_fresh(now):
+        return False
+    return lease.host != socket.gethostname() or pid_alive(lease.pid)
+
+
 def health_of(
     pipeline: PipelineRecord,
     lease: LeaseRecord | None,
@@ -69,7 +79,7 @@ def health_of(
             if info is None
             else SlotObservation(True, info.active, info.wal_status, info.lag_bytes)
         )
-    runner_alive = None if lease is None else lease.is_fresh(now)
+    runner_alive = None if lease is None else runner_is_alive(lease, now)
     if lease is None and pipeline.status in (PipelineStatus.RUNNING, PipelineStatus.STARTING):
         runner_alive = False
     return compute_health(
@@ -93,7 +103,7 @@ def _runner_json(lease: LeaseRecord | None, now: datetime) -> dict[str, Any] | N
         "pid": lease.pid,
         "host": lease.host,
         "heartbeat_at": iso(lease.heartbeat_at),
-        "heartbeat_recent": lease.is_fresh(now),
+        "heartbeat_recent": runner_is_alive(lease, now),
     }
 
 

@@ -235,7 +235,7 @@ def test_sigkill_during_full_load_reruns_without_duplicates(
         f"ALTER TABLE shop.customers OWNER TO {TARGET_ROLE};"
         f'ALTER TABLE shop."Order Items" OWNER TO {TARGET_ROLE};'
         "CREATE FUNCTION public.slow_copy() RETURNS trigger LANGUAGE plpgsql AS $$"
-        " BEGIN IF NEW.id % 20000 = 0 THEN PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;"
+        " BEGIN IF NEW.id % 10000 = 0 THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END $$;"
         "CREATE TRIGGER slow_copy BEFORE INSERT ON shop.customers"
         " FOR EACH ROW EXECUTE FUNCTION public.slow_copy();"
         "ALTER TABLE shop.customers ENABLE ALWAYS TRIGGER slow_copy;"
@@ -256,7 +256,9 @@ def test_sigkill_during_full_load_reruns_without_duplicates(
 
     wait_until(copying, 120, "Step 1 copying with growing rows_copied", poll=0.1)
     kill_runner(cli, NAME)
-    assert cli.status(NAME)["full_load_status"] == "IN_PROGRESS"
+    doc = cli.status(NAME)
+    assert doc["full_load_status"] == "IN_PROGRESS"
+    assert doc["full_load"]["tables"][0]["state"] == "COPYING", "killed after the copy ended"
     target_db.execute("DROP TRIGGER slow_copy ON shop.customers")
     source_db.execute("UPDATE shop.customers SET email = 'while down' WHERE id % 1000 = 0")
     start(cli)
