@@ -7,6 +7,7 @@ source into NATIVE_DB. Only one of the two runs at a time while a number is bein
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from common import (
     SOURCE_DB,
     TARGET_DB,
     BenchEnv,
+    cpu_seconds,
     kib,
     log,
     lsn_int,
@@ -75,7 +77,9 @@ class CdcSetup:
             c.execute(f"VACUUM ANALYZE {SCHEMA}.cdc_t".encode())
             names = ", ".join(f"{SCHEMA}.{t}" for t in TABLES)
             c.execute(f"CREATE PUBLICATION {SUB} FOR TABLE {names}".encode())
-        env.create_pipeline(PIPELINE, ",".join(f"{SCHEMA}.{t}" for t in TABLES), "full_load_and_cdc")
+        env.create_pipeline(
+            PIPELINE, ",".join(f"{SCHEMA}.{t}" for t in TABLES), "full_load_and_cdc"
+        )
         env.cli("start", PIPELINE, "--wait", "running", "--timeout", "1800")
         env.status(PIPELINE)
         log("cdc: pipeline running; creating the native subscription")
@@ -100,7 +104,7 @@ class CdcSetup:
         with self.env.tgt(NATIVE_DB) as c:
             row = c.execute("SELECT count(*) FILTER (WHERE srsubstate <> 'r'), count(*) "
                             "FROM pg_subscription_rel").fetchone()  # fmt: skip
-        return row[0] == 0 and row[1] == len(TABLES)
+        return bool(row[0] == 0 and row[1] == len(TABLES))
 
     def native_position(self) -> tuple[int, int, int | None]:
         with self.env.tgt(NATIVE_DB) as c:
@@ -163,7 +167,9 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, poll: float 
         time.sleep(poll)
 
 
-def timed_until(read: Callable[[], int], mark: int, start: int, timeout: float) -> tuple[float, float | None]:
+def timed_until(
+    read: Callable[[], int], mark: int, start: int, timeout: float
+) -> tuple[float, float | None]:
     """Poll `read` every 50 ms from now; (seconds until >= mark, seconds until it first moved)."""
     t0 = time.perf_counter()
     first: float | None = None
@@ -186,8 +192,8 @@ def timed_until(read: Callable[[], int], mark: int, start: int, timeout: float) 
 def bench_backlog(setup: CdcSetup, changes: int, reps: int) -> dict[str, Any]:
     setup.ensure()
     env = setup.env
-    cdc_runs: list[dict[str, float | None]] = []
-    native_runs: list[dict[str, float | None]] = []
+    cdc_runs: list[dict[str, Any]] = []
+    native_runs: list[dict[str, Any]] = []
     for i in range(reps):
         if setup.running():
             setup.stop_cdctui()
@@ -201,22 +207,27 @@ def bench_backlog(setup: CdcSetup, changes: int, reps: int) -> dict[str, Any]:
                 start = setup.applied()
                 env.cli("start", PIPELINE)
                 total, first = timed_until(setup.applied, mark, start, 3600)
-                env.status(PIPELINE)
-                cdc_runs.append({"seconds": total, "first_apply_s": first})
+                pid = env.runner_pid(PIPELINE)
+                cpu = cpu_seconds(pid) if pid else None
+                cdc_runs.append({"seconds": total, "first_apply_s": first, "runner_cpu_s": cpu})
                 log(f"backlog rep {i + 1}: cdc-tui {total:.2f} s ({changes / total:,.0f}/s; "
                     f"first commit applied after {first or 0:.2f} s)")  # fmt: skip
             else:
                 start = setup.native_position()[0]
                 setup.enable_native()
                 total, first = timed_until(lambda: setup.native_position()[0], mark, start, 3600)
+                worker = setup.native_position()[2]
+                cpu = cpu_seconds(worker) if worker else None
                 setup.disable_native()
-                native_runs.append({"seconds": total, "first_apply_s": first})
+                native_runs.append(
+                    {"seconds": total, "first_apply_s": first, "apply_worker_cpu_s": cpu}
+                )
                 log(f"backlog rep {i + 1}: native {total:.2f} s ({changes / total:,.0f}/s)")
         setup.verify("cdc_t")
     cdc_s = median([float(r["seconds"] or 0) for r in cdc_runs])
     native_s = median([float(r["seconds"] or 0) for r in native_runs])
 
-    def apply_only(runs: list[dict[str, float | None]]) -> float:
+    def apply_only(runs: list[dict[str, Any]]) -> float:
         return median([float(r["seconds"] or 0) - float(r["first_apply_s"] or 0) for r in runs])
 
     return {
@@ -239,7 +250,9 @@ def bench_backlog(setup: CdcSetup, changes: int, reps: int) -> dict[str, Any]:
 # -- 3. latency -----------------------------------------------------------------------------
 
 
-def _latency_phase(setup: CdcSetup, db: str, rate: int, seconds: float, batch: int) -> dict[str, Any]:
+def _latency_phase(
+    setup: CdcSetup, db: str, rate: int, seconds: float, batch: int
+) -> dict[str, Any]:
     env = setup.env
     first_id = int(env.scalar(env.source, SOURCE_DB, "SELECT coalesce(max(id), 0) FROM bench.lat"))
     poller = VisibilityPoller(env, db, first_id)
@@ -305,10 +318,8 @@ class RssSampler:
         self.max_rss_kb = 0
 
     def sample(self) -> None:
-        try:
+        with contextlib.suppress(OSError, KeyError):
             self.max_rss_kb = max(self.max_rss_kb, kib(proc_status(self.pid)["VmRSS"]))
-        except (OSError, KeyError):
-            pass
 
 
 def bench_rss(setup: CdcSetup, rows: int) -> dict[str, Any]:
@@ -323,7 +334,10 @@ def bench_rss(setup: CdcSetup, rows: int) -> dict[str, Any]:
     if pid is None:
         raise RuntimeError("no runner pid in `cdc-tui status --json`")
     before = proc_status(pid)
-    log(f"rss: runner pid {pid} at {kib(before['VmRSS']) / 1024:.0f} MB; one {rows:,}-row transaction")
+    log(
+        f"rss: runner pid {pid} at {kib(before['VmRSS']) / 1024:.0f} MB; "
+        f"one {rows:,}-row transaction"
+    )
     with env.src() as c:
         c.execute(f"TRUNCATE {SCHEMA}.big".encode())
     setup.catch_up_cdctui()

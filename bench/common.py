@@ -16,14 +16,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-
 from cdc_tui.localpg import LocalCluster, PgBinaries, find_binaries
 
 CDC_TUI = str(Path(sys.executable).parent / "cdc-tui")
@@ -65,7 +64,7 @@ class Cleanup:
                 what, action = self._actions.pop()
                 try:
                     action()
-                except Exception as exc:  # noqa: BLE001 - keep cleaning
+                except Exception as exc:
                     log(f"cleanup: {what} failed: {exc}")
         finally:
             signal.signal(signal.SIGINT, old)
@@ -76,6 +75,8 @@ def sigterm_as_interrupt() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    # Even when started in the background with SIGINT ignored, Ctrl-C / kill -INT cleans up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -88,6 +89,12 @@ def proc_status(pid: int) -> dict[str, str]:
             key, _, value = line.partition(":")
             out[key] = value.strip()
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def kib(value: str) -> int:
@@ -205,12 +212,25 @@ class BenchEnv:
             ).fetchall()  # fmt: skip
         return [r[0] for r in rows]
 
+    def timeline(self, name: str) -> list[tuple[str, str, str]]:
+        """(at, what, text) of the pipeline's events and step log lines, in time order."""
+        import sqlite3
+
+        with sqlite3.connect(f"file:{self.metadata}?mode=ro", uri=True) as db:
+            logs = db.execute(
+                "SELECT l.at, 'step' || l.step, l.message FROM step_logs l "
+                "JOIN pipelines p ON p.id = l.pipeline_id WHERE p.name = ?", (name,)
+            ).fetchall()  # fmt: skip
+            events = db.execute(
+                "SELECT at, kind, coalesce(field || ' ' || from_value || '->' || to_value "
+                "|| ': ', '') || reason FROM events WHERE pipeline_name = ?", (name,)
+            ).fetchall()  # fmt: skip
+        return sorted((str(a), str(b), str(c)) for a, b, c in logs + events)
+
     def stop_all_runners(self) -> None:
         for name in list(self.pipelines):
-            try:
+            with suppress(Exception):
                 self.status(name)
-            except Exception:  # noqa: BLE001 - the pid may already be known
-                pass
             self.cli("stop", name, "--wait", "--timeout", "60", check=False, timeout=120)
         for pid in sorted(self.runner_pids):
             kill_runner(pid)
@@ -271,7 +291,8 @@ def start_env(cleanup: Cleanup) -> BenchEnv:
         cluster.init()
         cluster.start()
         log(
-            f"{role} cluster: PostgreSQL {binaries.major} ({binaries.origin}) on port {cluster.port}"
+            f"{role} cluster: PostgreSQL {binaries.major} ({binaries.origin}) "
+            f"on port {cluster.port}"
         )
         clusters.append(cluster)
     source, target = clusters

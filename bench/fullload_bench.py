@@ -13,6 +13,7 @@ from workload import SCHEMA, create_schema, six_column_rows, six_columns, table_
 
 TABLE = "fl"
 COPIED_RE = re.compile(r"copied ([\d,]+) rows in ([\d,.]+) s")
+UNITS_RE = re.compile(r"in (\d+) unit\(s\) with (\d+) worker")
 
 
 def setup(env: BenchEnv, rows: int) -> None:
@@ -60,7 +61,7 @@ def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def run_cdctui(env: BenchEnv, name: str) -> dict[str, float]:
+def run_cdctui(env: BenchEnv, name: str) -> dict[str, Any]:
     """Create a full_load_only pipeline, start it, wait for COMPLETED; returns its timings."""
     with env.tgt(TARGET_DB) as c:
         c.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{TABLE}".encode())
@@ -81,8 +82,12 @@ def run_cdctui(env: BenchEnv, name: str) -> dict[str, float]:
     step1 = float(match.group(2).replace(",", ""))
     fl = doc["full_load"]
     begun, done = _ts(fl.get("started_at")), _ts(fl.get("completed_at"))
-    result = {"step1_s": step1, "wall_s": wall,
+    result: dict[str, Any] = {"step1_s": step1, "wall_s": wall,
               "rows": int(match.group(1).replace(",", ""))}  # fmt: skip
+    units = [m for line in env.step_log(name, 1) if (m := UNITS_RE.search(line))]
+    if units:
+        result["units"], result["workers"] = int(units[-1].group(1)), int(units[-1].group(2))
+    result["timeline"] = [f"{at} {what}: {text}" for at, what, text in env.timeline(name)]
     if begun and done:
         result["metadata_s"] = (done - begun).total_seconds()
         result["start_to_completed_s"] = (done - started).total_seconds()
@@ -92,7 +97,7 @@ def run_cdctui(env: BenchEnv, name: str) -> dict[str, float]:
 def bench_full_load(env: BenchEnv, rows: int, reps: int) -> dict[str, Any]:
     setup(env, rows)
     pipe: list[float] = []
-    cdc: list[dict[str, float]] = []
+    cdc: list[dict[str, Any]] = []
     for i in range(reps):
         order = ("pipe", "cdc") if i % 2 == 0 else ("cdc", "pipe")
         for which in order:

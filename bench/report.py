@@ -1,6 +1,6 @@
 """Render a results JSON as the Markdown tables used in bench/RESULTS.md.
 
-    python bench/report.py [bench/results/latest.json]
+python bench/report.py [bench/results/latest.json]
 """
 
 from __future__ import annotations

@@ -14,23 +14,38 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cdc_bench import CdcSetup, bench_backlog, bench_latency, bench_rss  # noqa: E402
-from common import Cleanup, log, now_iso, sigterm_as_interrupt, start_env  # noqa: E402
-from fullload_bench import bench_full_load  # noqa: E402
-from report import render  # noqa: E402
+from cdc_bench import CdcSetup, bench_backlog, bench_latency, bench_rss
+from common import Cleanup, log, now_iso, sigterm_as_interrupt, start_env
+from fullload_bench import bench_full_load
+from report import render
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMES = ("full_load", "cdc_backlog", "cdc_latency", "rss")
 
-FULL = {"fl_rows": 2_000_000, "fl_reps": 3, "cdc_rows": 100_000, "backlog": 200_000,
-        "backlog_reps": 3, "rate": 2000, "lat_s": 30.0, "batch": 10, "big_rows": 1_000_000}
-QUICK = {"fl_rows": 200_000, "fl_reps": 2, "cdc_rows": 100_000, "backlog": 30_000,
-         "backlog_reps": 2, "rate": 500, "lat_s": 8.0, "batch": 10, "big_rows": 200_000}
+
+@dataclass(frozen=True)
+class Params:
+    fl_rows: int  # full load: source rows
+    fl_reps: int
+    cdc_rows: int  # rows in the CDC table before the backlogs
+    backlog: int  # changes per backlog
+    backlog_reps: int
+    rate: int  # latency: rows/s
+    lat_s: float  # latency: seconds of writing
+    batch: int  # latency: rows per source transaction
+    big_rows: int  # RSS: rows in the single big transaction
+
+
+FULL = Params(fl_rows=2_000_000, fl_reps=3, cdc_rows=100_000, backlog=200_000, backlog_reps=3,
+              rate=2000, lat_s=30.0, batch=10, big_rows=1_000_000)  # fmt: skip
+QUICK = Params(fl_rows=200_000, fl_reps=2, cdc_rows=100_000, backlog=30_000, backlog_reps=2,
+               rate=500, lat_s=8.0, batch=10, big_rows=200_000)  # fmt: skip
 
 # Targets on a 2-core machine.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -74,16 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(only) - set(NAMES)
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {NAMES}")
-    p = dict(QUICK if args.quick else FULL)
+    p = QUICK if args.quick else FULL
     if args.reps:
-        p["fl_reps"] = p["backlog_reps"] = args.reps
+        p = replace(p, fl_reps=args.reps, backlog_reps=args.reps)
 
     sigterm_as_interrupt()
     cleanup = Cleanup()
     results: dict[str, Any] = {
         "date": now_iso(),
         "quick": args.quick,
-        "parameters": p,
+        "parameters": asdict(p),
         "benchmarks": {},
         "errors": {},
     }
@@ -92,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = start_env(cleanup)
         results["machine"] = env.machine()
-        cdc = CdcSetup(env, p["cdc_rows"])
+        cdc = CdcSetup(env, p.cdc_rows)
         plan = {
-            "full_load": lambda: bench_full_load(env, p["fl_rows"], p["fl_reps"]),
-            "cdc_backlog": lambda: bench_backlog(cdc, p["backlog"], p["backlog_reps"]),
-            "cdc_latency": lambda: bench_latency(cdc, p["rate"], p["lat_s"], p["batch"]),
-            "rss": lambda: bench_rss(cdc, p["big_rows"]),
+            "full_load": lambda: bench_full_load(env, p.fl_rows, p.fl_reps),
+            "cdc_backlog": lambda: bench_backlog(cdc, p.backlog, p.backlog_reps),
+            "cdc_latency": lambda: bench_latency(cdc, p.rate, p.lat_s, p.batch),
+            "rss": lambda: bench_rss(cdc, p.big_rows),
         }
         for name in NAMES:
             if name not in only:
@@ -105,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             try:
                 results["benchmarks"][name] = plan[name]()
-            except Exception as exc:  # noqa: BLE001 - record it, go on with the others
+            except Exception as exc:
                 traceback.print_exc()
                 results["errors"][name] = f"{type(exc).__name__}: {exc}"
                 exit_code = 1

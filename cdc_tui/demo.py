@@ -23,7 +23,7 @@ from cdc_tui.domain.spec import TableRef
 from cdc_tui.errors import OperationError
 from cdc_tui.localpg import LocalCluster, PgBinaries, find_binaries
 from cdc_tui.services.context import AppContext, build_context
-from cdc_tui.services.control import start_pipeline, wait_for
+from cdc_tui.services.control import start_pipeline, stop_pipeline, wait_for
 from cdc_tui.services.pipelines import create_pipeline
 from cdc_tui.services.plan import plan_pipeline
 from cdc_tui.services.preflight import check_pipeline
@@ -226,13 +226,12 @@ def _stream_status(
     try:
         while deadline is None or time.monotonic() < deadline:
             print(_status_line(ctx, cluster, writer), flush=True)
-            time.sleep(
-                interval
-                if deadline is None
-                else min(interval, max(0.0, deadline - time.monotonic()))
-            )
+            remaining = interval if deadline is None else deadline - time.monotonic()
+            time.sleep(max(0.0, min(interval, remaining)))
     except KeyboardInterrupt:
         print("Stopping the demo.")
     finally:
         writer.stopped.set()
         writer.join(timeout=5)
+        # The runner is detached on purpose; the demo owns its cluster, so it stops it first.
+        stop_pipeline(ctx, DEMO_PIPELINE, wait=True, timeout_s=30)

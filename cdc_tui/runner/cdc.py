@@ -76,7 +76,13 @@ class CdcStream:
                 self._commit_and_ack()
                 self._publish(force=True)
                 return
-            data = self.repl.read(READ_TIMEOUT_S)
+            data = self.repl.read(0)
+            if data is None and not self._in_transaction and self.applier.pending_commit:
+                # The stream paused between transactions: commit now rather than wait for the
+                # group to fill, so latency stays low under a steady trickle.
+                self._commit_and_ack()
+            if data is None:
+                data = self.repl.read(READ_TIMEOUT_S)
             if data is None:
                 self._on_idle()
             else:

@@ -119,7 +119,7 @@ class Runner:
                 if not is_retriable(exc):
                     return self._fail(exc)
                 self._wait_before_retry(exc)
-        self._stopped("stopped by operator" if self.should_stop() else "runner finished")
+        self._stopped("stopped by operator" if self.should_stop() else "finished")
         return 0
 
     # -- one attempt -----------------------------------------------------------------------
@@ -219,7 +219,7 @@ class Runner:
             self._status(PipelineStatus.STOPPING, reason)
         if self.repo.get(self.name).status == PipelineStatus.STOPPING:
             self._status(PipelineStatus.STOPPED, reason)
-        self.steplog.write(2 if pipeline.cdc_status in STALE_CDC else 1, f"runner {reason}")
+        self.steplog.write(2 if pipeline.cdc_status in STALE_CDC else 1, f"runner: {reason}")
 
     def _fail(self, exc: BaseException) -> int:
         message = exc.message if isinstance(exc, CdcTuiError) else _describe(exc)

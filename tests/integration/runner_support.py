@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.integration.cli_env import SOURCE_ROLE, CliEnv
+from tests.integration.cli_env import SOURCE_ROLE, CliEnv, make_cli_env
 from tests.pg import Database
 from tests.tables import table_checksum
 
@@ -178,3 +179,36 @@ def add_source_tables(source: Database, ddl: str, *tables: str) -> None:
     source.execute(ddl)
     for table in tables:
         source.execute(f"ALTER TABLE {table} OWNER TO {SOURCE_ROLE}")
+
+
+@contextmanager
+def pipeline_cli(
+    tmp_path: Path,
+    source: Database,
+    target: Database,
+    pipeline: str,
+    *,
+    metadata_url: str | None = None,
+    runner_toml: str = "",
+) -> Iterator[Cli]:
+    """A CLI (SQLite metadata DB unless `metadata_url`, plus `[runner]` settings) that stops
+    `pipeline` at the end."""
+    url = metadata_url or f"sqlite:///{tmp_path / 'm.db'}"
+    env = make_cli_env(tmp_path, url, source, target)
+    if runner_toml:
+        with env.config.open("a") as fh:
+            fh.write(f"\n[runner]\n{runner_toml}\n")
+    cli = Cli(env, tmp_path / "home")
+    try:
+        yield cli
+    finally:
+        cli.run("stop", pipeline, "--wait", "--timeout", "60", check=False)
+
+
+def create_pipeline(cli: Cli, name: str, *tables: str) -> None:
+    cli.run("pipeline", "create", name, "--source", "src", "--target", "tgt",
+            "--tables", ",".join(tables))  # fmt: skip
+
+
+def start_running(cli: Cli, name: str) -> None:
+    cli.run("start", name, "--wait", "running", "--timeout", "120")

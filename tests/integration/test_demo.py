@@ -36,3 +36,12 @@ def test_demo_runs_and_removes_its_cluster(tmp_path: Path) -> None:
     changes = [int(m) for m in re.findall(r"writer: (\d+) changes", out)]
     assert changes[-1] > 0, "the writer made no change"
     assert not list(tmp_path.glob("cdc-tui-demo-*")), "the demo left its directory behind"
+    leftovers = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue  # the process ended while we looked
+        if str(tmp_path) in cmdline and "run" in cmdline:
+            leftovers.append(cmdline.replace("\0", " "))
+    assert leftovers == [], "the demo left its runner running"

@@ -133,3 +133,59 @@ def test_writer_through_step1_and_sigkill_in_step2(
     assert writer.error is None, writer.error
     assert writer.count > 100
     wait_converged(source_db, target_db, TABLES, timeout=90)
+
+
+HOSTILE_SCHEMA = """
+CREATE SCHEMA "Mixed Case";
+CREATE TYPE "Mixed Case".mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE "Mixed Case"."x""; DROP TABLE y; --" (
+    "order" bigint PRIMARY KEY,
+    "weird""quote" text,
+    "brack]et" numeric,
+    "semi;colon" timestamptz,
+    "ünïcode" jsonb,
+    d date,
+    arr int[],
+    u uuid,
+    b bytea,
+    m "Mixed Case".mood,
+    flag boolean
+);
+CREATE TABLE y (id int PRIMARY KEY);
+"""
+HOSTILE_ROWS = """
+INSERT INTO "Mixed Case"."x""; DROP TABLE y; --" VALUES
+ (1, '🦄 4-byte', 'NaN', '294276-12-31 23:59:59+00', '{"a": [1, 2, {"b": null}]}', 'infinity',
+  '{1,NULL,3}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x00ff', 'happy', true),
+ (2, '', 1e-20, '-infinity', 'null', '-infinity', '{}', NULL, '', 'sad', false),
+ (3, NULL, 123456789012345678901234567890.123456789, '2000-01-01 00:00:00.000001+00', NULL,
+  '0001-01-01', NULL, NULL, NULL, NULL, NULL)
+"""
+
+
+def test_hostile_identifiers_and_exact_types_replicate(
+    tmp_path: Path, source_db: Database, target_db: Database
+) -> None:
+    env = make_cli_env(tmp_path, f"sqlite:///{tmp_path / 'm.db'}", source_db, target_db)
+    cli = Cli(env, tmp_path / "home")
+    source_db.execute(HOSTILE_SCHEMA)
+    source_db.execute('ALTER TABLE "Mixed Case"."x""; DROP TABLE y; --" OWNER TO cdc_reader')
+    source_db.execute('GRANT USAGE ON SCHEMA "Mixed Case" TO cdc_reader')
+    source_db.execute(HOSTILE_ROWS.replace("(1,", "(10,").replace("(2,", "(20,").replace(
+        "(3,", "(30,"))  # fmt: skip
+    table = '"Mixed Case"."x""; DROP TABLE y; --"'
+    cli.run("pipeline", "create", "hostile", "--source", "src", "--target", "tgt",
+            "--tables", table)  # fmt: skip
+    try:
+        cli.run("start", "hostile", "--wait", "running", "--timeout", "120")
+        source_db.execute(HOSTILE_ROWS)
+        source_db.execute(
+            'UPDATE "Mixed Case"."x""; DROP TABLE y; --" SET "order" = "order" + 100, '
+            "m = 'ok' WHERE \"order\" = 2"
+        )
+        tables = [("Mixed Case", 'x"; DROP TABLE y; --', ["order"])]
+        wait_converged(source_db, target_db, tables)
+        assert target_db.scalar("SELECT count(*) FROM pg_class WHERE relname = 'y'") == 0
+        assert source_db.scalar("SELECT count(*) FROM y") == 0
+    finally:
+        cli.run("stop", "hostile", "--wait", "--timeout", "60", check=False)

@@ -12,11 +12,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.integration.cli_env import TARGET_ROLE, make_cli_env
+from tests.integration.cli_env import TARGET_ROLE
 from tests.integration.runner_support import (
     Cli,
     add_source_tables,
+    create_pipeline,
     kill_runner,
+    pipeline_cli,
+    start_running,
     vm_hwm_kib,
     wait_converged,
     wait_status,
@@ -40,19 +43,16 @@ def big(seed: str) -> str:
 
 @pytest.fixture
 def cli(tmp_path: Path, source_db: Database, target_db: Database) -> Iterator[Cli]:
-    env = make_cli_env(tmp_path, f"sqlite:///{tmp_path / 'm.db'}", source_db, target_db)
-    c = Cli(env, tmp_path / "home")
-    yield c
-    c.run("stop", NAME, "--wait", "--timeout", "60", check=False)
+    with pipeline_cli(tmp_path, source_db, target_db, NAME) as c:
+        yield c
 
 
 def create(cli: Cli, *tables: str) -> None:
-    cli.run("pipeline", "create", NAME, "--source", "src", "--target", "tgt",
-            "--tables", ",".join(tables))  # fmt: skip
+    create_pipeline(cli, NAME, *tables)
 
 
 def start(cli: Cli) -> None:
-    cli.run("start", NAME, "--wait", "running", "--timeout", "120")
+    start_running(cli, NAME)
 
 
 def test_unchanged_toast_keeps_its_value(

@@ -279,6 +279,7 @@ class ReplicationConnection:
         """
         deadline = self._clock() + max(timeout_s, 0.0)
         doing = f'streaming slot "{self._slot}"'
+        consumed = False
         with self._stream_io():
             while True:
                 message = self._poll_message(doing)
@@ -291,6 +292,11 @@ class ReplicationConnection:
                 self.maybe_send_status()
                 now = self._clock()
                 if now >= deadline:
+                    if not consumed:
+                        # Take what already sits in the socket before saying nothing is there.
+                        consumed = True
+                        self._wire.consume_input(doing=doing)
+                        continue
                     return None
                 next_status = self._last_status_at + self._status_interval_s
                 self._wire.wait_readable(min(deadline, next_status) - now, doing=doing)
