@@ -79,7 +79,7 @@ def test_standby_status_update_without_reply_and_with_a_clock() -> None:
 
 
 def test_xlogdata_round_trip_keeps_the_payload_undecoded() -> None:
-    original = XLogData(0x16_B374D848, 0x16_B374D900, MOMENT, b"Bpayload")
+    original = XLogData(0x16_B374D848, 0x16_B374D900, datetime_to_pg_time(MOMENT), b"Bpayload")
     wire = encode_xlogdata(original)
     assert wire[:1] == b"w"
     assert len(wire) == 25 + len(b"Bpayload")
@@ -95,7 +95,7 @@ def test_xlogdata_round_trip_keeps_the_payload_undecoded() -> None:
 
 
 def test_xlogdata_with_empty_payload_and_too_short() -> None:
-    parsed = parse_copy_message(encode_xlogdata(XLogData(1, 2, PG_EPOCH, b"")))
+    parsed = parse_copy_message(encode_xlogdata(XLogData(1, 2, 0, b"")))
     assert isinstance(parsed, XLogData)
     assert bytes(parsed.payload) == b""
     with pytest.raises(ProtocolViolation, match="too short"):
