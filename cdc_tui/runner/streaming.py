@@ -111,6 +111,7 @@ def run_step2(runner: Runner, sc: StepContext, plans: Sequence[tuple[TableDef, T
         ) as repl:
             repl.start(sc.slot_name, position, publication_names=[sc.publication_name])
             runner.cdc(CdcStatus.RUNNING, f"streaming from {lsn_to_str(position)}")
+            runner.repo.update(sc.pipeline, last_error=None)  # recovered: the events keep it
             runner.backoff.reset()
             runner.steplog.step2(f"streaming slot {sc.slot_name} from {lsn_to_str(position)}")
 

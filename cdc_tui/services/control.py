@@ -63,8 +63,22 @@ def start_pipeline(ctx: AppContext, name: str) -> int:
         )
     repo.update(name, stop_requested_at=None)
     repo.record_event(name, kind=EventKind.ACTION, reason="start requested", actor=ctx.actor)
+    _clear_failure(ctx, pipeline)
     log_file = ctx.settings.logging.file or default_log_file()
     return launch_runner(ctx, pipeline, log_file)
+
+
+def _clear_failure(ctx: AppContext, pipeline: PipelineRecord) -> None:
+    """An operator's start acknowledges a failure: ERROR / FAILED / PAUSED become STOPPED
+    first, so `--wait` follows the new runner instead of reading the old failure."""
+    repo = PipelineRepository(ctx.store)
+    reason = "start requested after a failure"
+    if pipeline.status == PipelineStatus.ERROR:
+        repo.transition(pipeline.name, StatusField.STATUS, PipelineStatus.STOPPED, reason=reason,
+                        actor=ctx.actor)  # fmt: skip
+    if pipeline.cdc_status in (CdcStatus.FAILED, CdcStatus.PAUSED):
+        repo.transition(pipeline.name, StatusField.CDC_STATUS, CdcStatus.STOPPED, reason=reason,
+                        actor=ctx.actor)  # fmt: skip
 
 
 def _reached(pipeline: PipelineRecord, goal: str) -> bool:

@@ -101,11 +101,6 @@ def ticking(db: Database) -> Iterator[Ticker]:
     assert ticker.count > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner/retry.py is_retriable treats RetriableApplyError (no `retriable` attribute, "
-    "a CdcTuiError) as permanent: target down → ERROR instead of RECONNECTING",
-)
 def test_target_down_reconnects_by_itself(
     cli: Cli, source_db: Database, target_db: Database
 ) -> None:
@@ -249,11 +244,7 @@ def test_schema_drift_add_column_follows_drop_column_pauses(
     "wait",
     [
         False,
-        pytest.param(True, marks=pytest.mark.xfail(
-            strict=True,
-            reason="services/control.py wait_for sees the previous run's stale ERROR before the "
-            "new runner moves it: `start --wait running` after an ERROR exits 1 at once",
-        )),
+        True,
     ],
     ids=["start", "start-wait"],
 )  # fmt: skip

@@ -29,6 +29,7 @@ class RetriableApplyError(ApplyError):
     """The target is unavailable or busy: reconnect, then replay from the slot."""
 
     default_title = "Target unavailable"
+    retriable = True
 
     def __init__(self, reason: str, lsn: int | None) -> None:
         where = f" while applying the source transaction at LSN {lsn_to_str(lsn)}" if lsn else ""
@@ -44,6 +45,7 @@ class PermanentApplyError(ApplyError):
     """The target rejects a change: retrying cannot help until someone fixes the cause."""
 
     default_title = "Change rejected by the target"
+    retriable = False
 
     def __init__(
         self, table: TableRef | None, key: str | None, lsn: int | None, reason: str
