@@ -1,5 +1,8 @@
 """The decoded pgoutput messages (protocol version 1, text tuple format).
 
+The per-change messages are plain (not frozen) slotted dataclasses: a frozen one costs three
+times as much to build, and every change builds one. Treat them as read-only all the same.
+
 Column values are `str` (the type's text output, exactly as PostgreSQL printed it), `None` for SQL
 NULL, or `UNCHANGED` for an unchanged TOASTed value that pgoutput did not send (`u`): the target
 must keep its current value for that column.
@@ -29,14 +32,14 @@ Row = tuple[Value, ...]
 KEY_COLUMN_FLAG: Final = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Begin:
     final_lsn: int
     commit_time: datetime
     xid: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Commit:
     """`end_lsn` is the position to acknowledge once the transaction is applied."""
 
@@ -85,13 +88,13 @@ class TypeInfo:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Insert:
     relation_id: int
     new: Row
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Update:
     """`old` is set when the key changed ('K': key columns only) or, on every update, for
     REPLICA IDENTITY FULL ('O': the whole old row); otherwise None and the key is in `new`."""
@@ -102,7 +105,7 @@ class Update:
     new: Row
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delete:
     """`old` holds the key columns ('K') or the whole old row ('O', REPLICA IDENTITY FULL);
     non-key positions of a 'K' tuple are None."""

@@ -38,7 +38,7 @@ class ProtocolViolation(ValueError):
     """A CopyBoth message that does not have the documented shape."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class XLogData:
     """One 'w' message: `payload` is one pgoutput message, returned undecoded.
 
