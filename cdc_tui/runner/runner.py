@@ -32,6 +32,7 @@ from cdc_tui.pgerrors import short_reason
 from cdc_tui.runner.backoff import Backoff
 from cdc_tui.runner.lease import LeaseKeeper
 from cdc_tui.runner.retry import is_retriable
+from cdc_tui.runner.settle import WORKING_CDC, settle_stopped
 from cdc_tui.runner.steplog import StepLog
 from cdc_tui.runner.steps import (
     StepContext,
@@ -48,9 +49,6 @@ from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
 
 log = logging.getLogger(__name__)
-
-STALE = (PipelineStatus.STARTING, PipelineStatus.RUNNING, PipelineStatus.STOPPING)
-STALE_CDC = (CdcStatus.STARTING, CdcStatus.RUNNING, CdcStatus.RECONNECTING)
 
 
 class Runner:
@@ -83,7 +81,7 @@ class Runner:
         self.keeper.acquire()
         self._install_signal_handlers()
         try:
-            self._settle_stale(pipeline)
+            self._settle_stale()
             self._status(PipelineStatus.STARTING, f"runner started (pid {self.keeper.pid} on "
                          f"{self.keeper.host})")  # fmt: skip
             return self._loop()
@@ -203,23 +201,15 @@ class Runner:
         self.repo.transition(self.name, StatusField.CDC_STATUS, new, reason=reason,
                              actor=self.actor, error=error)  # fmt: skip
 
-    def _settle_stale(self, pipeline: PipelineRecord) -> None:
+    def _settle_stale(self) -> None:
         """Statuses left by a runner that was killed are corrected before this one starts."""
-        reason = "the previous runner ended without stopping cleanly"
-        if pipeline.status in STALE:
-            self._status(PipelineStatus.STOPPED, reason)
-        if pipeline.cdc_status in STALE_CDC:
-            self.cdc(CdcStatus.STOPPED, reason)
+        settle_stopped(self.repo, self.name, actor=self.actor,
+                       reason="the previous runner ended without stopping cleanly")  # fmt: skip
 
     def _stopped(self, reason: str) -> None:
-        pipeline = self.repo.get(self.name)
-        if pipeline.cdc_status in STALE_CDC:
-            self.cdc(CdcStatus.STOPPED, reason)
-        if pipeline.status in (PipelineStatus.STARTING, PipelineStatus.RUNNING):
-            self._status(PipelineStatus.STOPPING, reason)
-        if self.repo.get(self.name).status == PipelineStatus.STOPPING:
-            self._status(PipelineStatus.STOPPED, reason)
-        self.steplog.write(2 if pipeline.cdc_status in STALE_CDC else 1, f"runner: {reason}")
+        streaming = self.repo.get(self.name).cdc_status in WORKING_CDC
+        settle_stopped(self.repo, self.name, reason=reason, actor=self.actor)
+        self.steplog.write(2 if streaming else 1, f"runner: {reason}")
 
     def _fail(self, exc: BaseException) -> int:
         message = exc.message if isinstance(exc, CdcTuiError) else _describe(exc)

@@ -196,11 +196,16 @@ def copy_tables(
     return True
 
 
+def record_handoff(sc: StepContext, lsn: int) -> None:
+    """Store the slot's consistent point as the target's applied position: CDC starts there."""
+    with connect(sc.target, autocommit=False) as conn, conn.transaction():
+        write_position(conn, sc.pipeline, lsn, lsn, None)
+
+
 def finish_full_load(sc: StepContext, handoff_lsn: int | None) -> None:
     """Record the handoff position on the target, then mark Step 1 COMPLETED."""
     if handoff_lsn is not None:
-        with connect(sc.target, autocommit=False) as conn, conn.transaction():
-            write_position(conn, sc.pipeline, handoff_lsn, handoff_lsn, None)
+        record_handoff(sc, handoff_lsn)
     sc.repo.update(sc.pipeline, full_load_completed_at=datetime.now(UTC))
     sc.repo.transition(sc.pipeline, StatusField.FULL_LOAD_STATUS, FullLoadStatus.COMPLETED,
                        reason="Step 1 completed", actor=sc.actor)  # fmt: skip
@@ -257,8 +262,7 @@ def create_cdc_only_slot(sc: StepContext) -> None:
     ensure_publication(sc)
     with ReplicationConnection.open(sc.source, application_name=f"cdc-tui {sc.pipeline}") as repl:
         created = repl.create_slot(sc.slot_name, export_snapshot=False)
-    finish_position = created.consistent_point
-    with connect(sc.target, autocommit=False) as conn, conn.transaction():
-        write_position(conn, sc.pipeline, finish_position, finish_position, None)
-    sc.repo.update(sc.pipeline, full_load_lsn=lsn_to_str(finish_position))
-    sc.steplog.step1(f"created slot {sc.slot_name} at {lsn_to_str(finish_position)} (cdc_only)")
+    record_handoff(sc, created.consistent_point)
+    lsn = lsn_to_str(created.consistent_point)
+    sc.repo.update(sc.pipeline, full_load_lsn=lsn)
+    sc.steplog.step1(f"created slot {sc.slot_name} at {lsn} (cdc_only)")

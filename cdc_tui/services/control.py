@@ -26,6 +26,7 @@ from cdc_tui.pgconn import connect
 from cdc_tui.pgerrors import short_reason
 from cdc_tui.runner.launcher import launch_runner
 from cdc_tui.runner.procs import pid_alive
+from cdc_tui.runner.settle import settle_stopped
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.status import runner_is_alive
 from cdc_tui.sources.postgres.objects import drop_publication, drop_slot
@@ -159,18 +160,8 @@ def stop_pipeline(ctx: AppContext, name: str, *, wait: bool, timeout_s: float | 
 
 def _settle_without_runner(ctx: AppContext, name: str) -> None:
     """With no runner alive, statuses that claim one is working are set to STOPPED."""
-    repo = PipelineRepository(ctx.store)
-    pipeline = repo.get(name)
-    reason = "no runner is alive"
-    if pipeline.status in (PipelineStatus.STARTING, PipelineStatus.RUNNING):
-        repo.transition(name, StatusField.STATUS, PipelineStatus.STOPPING, reason=reason,
-                        actor=ctx.actor)  # fmt: skip
-    if repo.get(name).status == PipelineStatus.STOPPING:
-        repo.transition(name, StatusField.STATUS, PipelineStatus.STOPPED, reason=reason,
-                        actor=ctx.actor)  # fmt: skip
-    if pipeline.cdc_status in (CdcStatus.STARTING, CdcStatus.RUNNING, CdcStatus.RECONNECTING):
-        repo.transition(name, StatusField.CDC_STATUS, CdcStatus.STOPPED, reason=reason,
-                        actor=ctx.actor)  # fmt: skip
+    settle_stopped(PipelineRepository(ctx.store), name, reason="no runner is alive",
+                   actor=ctx.actor)  # fmt: skip
 
 
 def _source_cleanup(ctx: AppContext, pipeline: PipelineRecord, *, publication: bool) -> list[str]:
