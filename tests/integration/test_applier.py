@@ -37,6 +37,7 @@ from cdc_tui.engines.embedded.messages import (
     Update,
     Value,
 )
+from cdc_tui.engines.embedded.replication_protocol import datetime_to_pg_time
 from cdc_tui.engines.embedded.target_table import TargetTable, read_target_table
 from cdc_tui.lsn import lsn_to_int
 from cdc_tui.pgconn import PgParams, connect
@@ -67,7 +68,8 @@ class Stream:
         commit_lsn = self.next_lsn + 0x100
         end_lsn = commit_lsn + 0x38
         self.next_lsn = end_lsn
-        return [Begin(commit_lsn, NOW, 700), *body, Commit(0, commit_lsn, end_lsn, NOW)]
+        micros = datetime_to_pg_time(NOW)
+        return [Begin(commit_lsn, micros, 700), *body, Commit(0, commit_lsn, end_lsn, micros)]
 
 
 def feed(applier: PgApplier, messages: Iterable[Message]) -> None:
@@ -152,7 +154,17 @@ TYPES = [
     ("e", "mood", ["happy", "so so"]),
     ("et", "text", ["happy"]),
     ("bo", "boolean", ["t", "f"]),
-    ("s", "text", ["😀 𝄞 \U0001f9ec", "", "tab\there\nnewline \\ backslash", "NULL"]),
+    (
+        "s",
+        "text",
+        [
+            "😀 𝄞 \U0001f9ec",
+            "",
+            "tab\there\nnewline \\ backslash",
+            "NULL",
+            'ctl \x01\x1f " \u2028 \\u0041',
+        ],
+    ),
     ("iv", "interval", ["1 year 2 mons -3 days +04:05:06.789", "00:00:00"]),
     ("vc", "character varying(5)", ["abcde", ""]),
 ]

@@ -57,11 +57,13 @@ def text(statement: psycopg.sql.Composable) -> str:
 # -- SQL ------------------------------------------------------------------------------------
 
 
-def test_upsert_casts_each_text_array_to_the_column_type_and_updates_on_conflict() -> None:
+def test_upsert_casts_each_json_string_to_the_column_type_and_updates_on_conflict() -> None:
     assert text(upsert_sql(KV)) == (
         'INSERT INTO "public"."t" ("id", "v", "big") SELECT "_cdc_v"."c0"::integer, '
-        '"_cdc_v"."c1"::text, "_cdc_v"."c2"::text FROM unnest(%b::pg_catalog.text[], '
-        '%b::pg_catalog.text[], %b::pg_catalog.text[]) AS "_cdc_v"("c0", "c1", "c2") '
+        '"_cdc_v"."c1"::text, "_cdc_v"."c2"::text FROM (SELECT "_cdc_r" '
+        'OPERATOR(pg_catalog.->>) 0 AS "c0", "_cdc_r" OPERATOR(pg_catalog.->>) 1 AS "c1", '
+        '"_cdc_r" OPERATOR(pg_catalog.->>) 2 AS "c2" FROM '
+        'pg_catalog.jsonb_array_elements(%b::pg_catalog.jsonb) AS "_cdc_r") AS "_cdc_v" '
         'ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v", "big" = EXCLUDED."big"'
     )
 
@@ -82,16 +84,19 @@ def test_keyless_and_all_key_tables_insert_without_updating() -> None:
     assert text(upsert_sql(all_key)).endswith('ON CONFLICT ("a", "b") DO NOTHING')
 
 
-def test_delete_and_patch_find_rows_by_the_key_arrays_first() -> None:
+def test_delete_and_patch_find_rows_by_the_key_columns_first() -> None:
     assert text(delete_sql(KV)) == (
-        'DELETE FROM "public"."t" AS "_cdc_t" USING unnest(%b::pg_catalog.text[]) AS '
-        '"_cdc_v"("c0") WHERE "_cdc_t"."id" = "_cdc_v"."c0"::integer'
+        'DELETE FROM "public"."t" AS "_cdc_t" USING (SELECT "_cdc_r" '
+        'OPERATOR(pg_catalog.->>) 0 AS "c0" FROM '
+        'pg_catalog.jsonb_array_elements(%b::pg_catalog.jsonb) AS "_cdc_r") AS "_cdc_v" '
+        'WHERE "_cdc_t"."id" = "_cdc_v"."c0"::integer'
     )
     assert text(patch_sql(KV, (0, 2))) == (
         'UPDATE "public"."t" AS "_cdc_t" SET "id" = "_cdc_v"."c1"::integer, '
-        '"big" = "_cdc_v"."c2"::text FROM unnest(%b::pg_catalog.text[], %b::pg_catalog.text[], '
-        '%b::pg_catalog.text[]) AS "_cdc_v"("c0", "c1", "c2") '
-        'WHERE "_cdc_t"."id" = "_cdc_v"."c0"::integer'
+        '"big" = "_cdc_v"."c2"::text FROM (SELECT "_cdc_r" OPERATOR(pg_catalog.->>) 0 AS "c0", '
+        '"_cdc_r" OPERATOR(pg_catalog.->>) 1 AS "c1", "_cdc_r" OPERATOR(pg_catalog.->>) 2 AS '
+        '"c2" FROM pg_catalog.jsonb_array_elements(%b::pg_catalog.jsonb) AS "_cdc_r") AS '
+        '"_cdc_v" WHERE "_cdc_t"."id" = "_cdc_v"."c0"::integer'
     )
 
 
@@ -255,7 +260,7 @@ def test_split_gives_one_op_per_row_with_its_key_and_lsn() -> None:
         ([("1", "a", None)], [100], "id=1"),
         ([("2", "b", None)], [200], "id=2"),
     ]
-    assert singles[1].params() == [["2"], ["b"], [None]]
+    assert singles[1].params() == ['[["2", "b", null]]']
 
 
 def test_a_change_without_its_key_is_rejected() -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import event, inspect, text
 from cdc_tui.errors import ConfigError, OperationError
 from cdc_tui.store import db
 from cdc_tui.store.db import (
+    HEAD_REVISION,
     current_revision,
     default_metadata_url,
     head_revision,
@@ -37,7 +38,7 @@ def test_first_open_migrates_to_head(metadata_url: str) -> None:
     store = open_store(metadata_url)
     try:
         with store.engine.connect() as connection:
-            assert current_revision(connection) == head_revision() == "0002"
+            assert current_revision(connection) == head_revision() == HEAD_REVISION == "0002"
             assert set(inspect(connection).get_table_names()) >= TABLES
     finally:
         store.dispose()

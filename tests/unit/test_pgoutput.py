@@ -24,6 +24,7 @@ from cdc_tui.engines.embedded.messages import (
     Value,
 )
 from cdc_tui.engines.embedded.pgoutput import PgoutputError, decode
+from cdc_tui.engines.embedded.replication_protocol import datetime_to_pg_time
 from cdc_tui.errors import OperationError
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -113,12 +114,14 @@ SAMPLES: dict[str, bytes] = {
 
 
 def test_begin_decodes_lsn_aware_commit_time_and_xid() -> None:
-    assert decode(SAMPLES["begin"]) == Begin(final_lsn=0x16B3748, commit_time=MOMENT, xid=771)
+    assert decode(SAMPLES["begin"]) == Begin(
+        final_lsn=0x16B3748, commit_micros=datetime_to_pg_time(MOMENT), xid=771
+    )
 
 
 def test_commit_decodes_every_field() -> None:
     assert decode(SAMPLES["commit"]) == Commit(
-        flags=0, commit_lsn=0x16B3748, end_lsn=0x16B3778, commit_time=MOMENT
+        flags=0, commit_lsn=0x16B3748, end_lsn=0x16B3778, commit_micros=datetime_to_pg_time(MOMENT)
     )
 
 

@@ -24,8 +24,8 @@ from cdc_tui.domain.spec import TableRef
 from cdc_tui.engines.embedded import position
 from cdc_tui.engines.embedded.apply_errors import ApplyError, classify, is_retriable
 from cdc_tui.engines.embedded.apply_exec import BatchFailed, OpRunner, Statement
-from cdc_tui.engines.embedded.apply_ops import Op, Pending
-from cdc_tui.engines.embedded.apply_plan import plan
+from cdc_tui.engines.embedded.apply_ops import Op
+from cdc_tui.engines.embedded.apply_plan import Planner
 from cdc_tui.engines.embedded.apply_sql import TableShape
 from cdc_tui.engines.embedded.messages import (
     Begin,
@@ -43,6 +43,8 @@ from cdc_tui.engines.embedded.target_table import TargetTable, TypeNamer
 from cdc_tui.lsn import lsn_to_str
 
 log = logging.getLogger(__name__)
+
+_UNBOUND = object()
 
 # Values arrive as the source printed them (ISO dates, UTC, postgres intervals); the target
 # session parses and, for keyless matching, prints them the same way. UTF8 makes a character the
@@ -88,7 +90,9 @@ class PgApplier:
         self._batch_interval_s = batch_interval_s
         self._clock = clock
         self._relmap = RelationMap(conn, pipeline, tables, type_namer)
-        self._buffer: list[Pending] = []
+        self._planner = Planner()
+        # The relation map's live bindings, read directly on the hot path (see change()).
+        self._bound = self._relmap.bound
         self._position: int | None = None
         self._position_loaded = False
         self._committed_lsn: int | None = None
@@ -196,25 +200,34 @@ class PgApplier:
             self._shape_for(rel.relation_id, bind=True)
 
     def change(self, msg: Change) -> None:
-        """Buffer one change; a full buffer runs (uncommitted) in the open target transaction."""
+        """Plan one change; a full batch runs (uncommitted) in the open target transaction."""
         lsn = self._txn_lsn
         if lsn is None:
             raise RuntimeError("change() outside a source transaction")
         if self._skipping:
             return
-        if isinstance(msg, Truncate):
-            shapes = [self._shape_for(rid) for rid in msg.relation_ids]
-            targets = tuple(s.target for s in shapes if s is not None)
-            if not targets:
-                return
-            self._buffer.append(Pending(msg, None, lsn, targets))
-        else:
-            shape = self._shape_for(msg.relation_id)
-            if shape is None:
-                return
-            self._buffer.append(Pending(msg, shape, lsn))
+        planner = self._planner
+        try:
+            if type(msg) is Truncate:
+                shapes = [self._shape_for(rid) for rid in msg.relation_ids]
+                targets = tuple(s.target for s in shapes if s is not None)
+                if not targets:
+                    return
+                planner.add_truncate(msg, targets, lsn)
+            else:
+                row_change: Insert | Update | Delete = msg  # type: ignore[assignment]
+                relation_id = row_change.relation_id
+                shape = self._bound.get(relation_id, _UNBOUND)
+                if shape is _UNBOUND:
+                    shape = self._shape_for(relation_id)
+                if shape is None:
+                    return
+                planner.add(row_change, shape, lsn)  # type: ignore[arg-type]
+        except ApplyError:
+            self._reset()
+            raise
         self._group_changes += 1
-        if len(self._buffer) >= self._batch_changes:
+        if planner.changes >= self._batch_changes:
             self._flush()
 
     def commit(self, msg: Commit) -> None:
@@ -252,7 +265,7 @@ class PgApplier:
     # -- internals --------------------------------------------------------------------------
 
     def _require_between_groups(self, what: str) -> None:
-        if self._txn_lsn is not None or self._last_commit is not None or self._buffer:
+        if self._txn_lsn is not None or self._last_commit is not None or self._planner.changes:
             raise RuntimeError(f"{what}() while source transactions are being applied")
 
     def _shape_for(self, relation_id: int, *, bind: bool = False) -> TableShape | None:
@@ -268,12 +281,7 @@ class PgApplier:
 
     def _flush(self, extra: Statement | None = None) -> None:
         """Send the buffered changes (and `extra`) into the open target transaction."""
-        try:
-            ops = plan(self._buffer)
-        except ApplyError:
-            self._reset()
-            raise
-        self._buffer = []
+        ops = self._planner.take()
         try:
             self._runner.send(ops, extra)
         except BatchFailed as failed:
@@ -339,7 +347,7 @@ class PgApplier:
     def _reset(self) -> None:
         """Forget everything uncommitted: the next begin() re-reads the stored position."""
         self._rollback()
-        self._buffer = []
+        self._planner.reset()
         self._txn_lsn = None
         self._skipping = False
         self._group_started = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from psycopg import sql
 
@@ -34,13 +36,17 @@ class OpKind(StrEnum):
 
 
 _BATCHED = frozenset({OpKind.UPSERT, OpKind.DELETE, OpKind.PATCH})
+# Rows of strings and None become the JSON batch parameter of apply_sql; raw UTF-8 is both smaller
+# and cheaper than \u escapes, and the rows hold no containers that could be circular.
+_encode_rows: Final = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pending:
     """A buffered change with the table shape it was decoded against and its transaction's LSN.
 
-    `truncate_targets` holds the known target tables of a Truncate (its `shape` is None).
+    `truncate_targets` holds the known target tables of a Truncate (its `shape` is None). Not
+    frozen: one is built per change, and a frozen dataclass costs twice as much to build.
     """
 
     change: Change
@@ -53,8 +59,8 @@ class Pending:
 class Op:
     """One statement: a kind, its table, and rows of text parameters (one per source row).
 
-    Batched kinds (UPSERT, DELETE, PATCH) send one text array per column; row kinds send the
-    single row's values as scalar parameters. `lsns[i]` is the source transaction of `rows[i]`.
+    Batched kinds (UPSERT, DELETE, PATCH) send all rows as one JSON parameter; row kinds send
+    the single row's values as scalar parameters. `lsns[i]` is the source transaction of `rows[i]`.
     """
 
     kind: OpKind
@@ -92,9 +98,9 @@ class Op:
         return self.shape
 
     def params(self) -> list[object]:
-        """Column-wise lists for batched kinds, the row's values for row kinds."""
+        """The rows as one JSON text for batched kinds, the row's values for row kinds."""
         if self.kind in _BATCHED:
-            return [list(column) for column in zip(*self.rows, strict=True)]
+            return [_encode_rows(self.rows)]
         return list(self.rows[0]) if self.rows else []
 
     def split(self) -> list[Op]:

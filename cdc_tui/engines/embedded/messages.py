@@ -15,6 +15,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Final
 
+from cdc_tui.engines.embedded.replication_protocol import pg_time_to_datetime
+
 
 class Unchanged(Enum):
     UNCHANGED = "unchanged-toast"
@@ -34,9 +36,16 @@ KEY_COLUMN_FLAG: Final = 1
 
 @dataclass(slots=True)
 class Begin:
+    """`commit_micros` stays in PostgreSQL's microseconds: most are never read as a datetime,
+    and building one per transaction shows on a busy stream."""
+
     final_lsn: int
-    commit_time: datetime
+    commit_micros: int
     xid: int
+
+    @property
+    def commit_time(self) -> datetime:
+        return pg_time_to_datetime(self.commit_micros)
 
 
 @dataclass(slots=True)
@@ -46,7 +55,11 @@ class Commit:
     flags: int
     commit_lsn: int
     end_lsn: int
-    commit_time: datetime
+    commit_micros: int
+
+    @property
+    def commit_time(self) -> datetime:
+        return pg_time_to_datetime(self.commit_micros)
 
 
 @dataclass(frozen=True, slots=True)

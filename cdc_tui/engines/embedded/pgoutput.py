@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from cdc_tui.engines.embedded.messages import (
@@ -34,8 +33,6 @@ from cdc_tui.errors import OperationError
 
 __all__ = ["PgoutputError", "decode"]
 
-_PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
-
 _BEGIN: Final = struct.Struct("!QqI")  # final LSN, commit time, xid
 _COMMIT: Final = struct.Struct("!BQQq")  # flags, commit LSN, end LSN, commit time
 _LSN: Final = struct.Struct("!Q")
@@ -54,6 +51,10 @@ _BINARY: Final = ord("b")
 _NEW: Final = ord("N")
 _KEY: Final = ord("K")
 _OLD: Final = ord("O")
+
+# Commit times (microseconds since 2000-01-01 UTC) that fit a datetime: years 1 to 9999.
+_MIN_MICROS: Final = -63_082_281_600_000_000
+_MAX_MICROS: Final = 252_455_615_999_999_999
 
 _TRUNCATE_CASCADE: Final = 1
 _TRUNCATE_RESTART_IDENTITY: Final = 2
@@ -83,8 +84,10 @@ class _Malformed(Exception):
     """Internal: a structural check failed; `decode` turns it into a PgoutputError."""
 
 
-def _timestamp(micros: int) -> datetime:
-    return _PG_EPOCH + timedelta(microseconds=micros)
+def _check_time(micros: int) -> None:
+    """Refuse a commit time a datetime cannot hold, here rather than when it is first read."""
+    if not _MIN_MICROS <= micros <= _MAX_MICROS:
+        raise _Malformed(f"commit time {micros} is out of range")
 
 
 def _string(buf: bytes, pos: int, encoding: str) -> tuple[str, int]:
@@ -133,12 +136,14 @@ def _marker(buf: bytes, pos: int, allowed: tuple[int, ...]) -> int:
 
 def _begin(buf: bytes, encoding: str) -> tuple[Message, int]:
     final_lsn, micros, xid = _BEGIN.unpack_from(buf, 1)
-    return Begin(final_lsn, _timestamp(micros), xid), 1 + _BEGIN.size
+    _check_time(micros)
+    return Begin(final_lsn, micros, xid), 1 + _BEGIN.size
 
 
 def _commit(buf: bytes, encoding: str) -> tuple[Message, int]:
     flags, commit_lsn, end_lsn, micros = _COMMIT.unpack_from(buf, 1)
-    return Commit(flags, commit_lsn, end_lsn, _timestamp(micros)), 1 + _COMMIT.size
+    _check_time(micros)
+    return Commit(flags, commit_lsn, end_lsn, micros), 1 + _COMMIT.size
 
 
 def _origin(buf: bytes, encoding: str) -> tuple[Message, int]:

@@ -58,6 +58,11 @@ class RelationMap:
     def tables(self) -> Mapping[TableRef, TargetTable]:
         return dict(self._tables)
 
+    @property
+    def bound(self) -> Mapping[int, TableShape | None]:
+        """Relation ids already checked, and their shape (None: not replicated); a live view."""
+        return self._bound
+
     def learn(self, rel: Relation) -> None:
         """Remember a Relation message; it is checked by `bind` (now or at its first change)."""
         self._relations[rel.relation_id] = rel

@@ -33,6 +33,8 @@ from cdc_tui.engines.embedded.replication_errors import (
     is_lost_snapshot_error,
 )
 from cdc_tui.engines.embedded.replication_protocol import (
+    XLOGDATA_HEADER_SIZE,
+    XLOGDATA_TAG,
     Keepalive,
     ProtocolViolation,
     XLogData,
@@ -67,6 +69,9 @@ SESSION_OPTIONS: Final = (
     "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c timezone=UTC "
     "-c client_encoding=UTF8"
 )
+# An XLogData message: its tag byte, then a 24-byte header before the pgoutput payload.
+_XLOGDATA_BYTE: Final = XLOGDATA_TAG[0]
+_XLOGDATA_HEADER: Final = 1 + XLOGDATA_HEADER_SIZE
 # Well under the default wal_sender_timeout (60 s), which kills a silent client.
 DEFAULT_STATUS_INTERVAL_S: Final = 10.0
 
@@ -302,6 +307,51 @@ class ReplicationConnection:
                 self._wire.wait_readable(min(deadline, next_status) - now, doing=doing)
                 self._wire.consume_input(doing=doing)
 
+    def read_payloads(self, timeout_s: float, limit: int = 1024) -> list[bytes]:
+        """The pgoutput payloads of the XLogData messages that have arrived, in stream order.
+
+        Returns at once with every message libpq already holds (up to `limit`), else waits up to
+        `timeout_s` for the first to arrive; empty when none did. This is `read()` without a
+        message object or a clock call per message: on a busy stream that overhead rivals
+        decoding. Keepalives and status updates are handled as in `read()`.
+
+        Raises:
+            ReplicationConnectionLost, SlotInvalidatedError, ReplicationError: as `read()`.
+        """
+        deadline = self._clock() + max(timeout_s, 0.0)
+        doing = f'streaming slot "{self._slot}"'
+        payloads: list[bytes] = []
+        consumed = False
+        with self._stream_io():
+            get_copy = self._wire.get_copy
+            while True:
+                data = get_copy(doing=doing, slot=self._slot)
+                if data is not None:
+                    if data[0] == _XLOGDATA_BYTE and len(data) >= _XLOGDATA_HEADER:
+                        payloads.append(bytes(data[_XLOGDATA_HEADER:]))
+                        if len(payloads) < limit:
+                            continue
+                        break
+                    message = self._parse(data, doing)
+                    if isinstance(message, Keepalive):
+                        self._on_keepalive(message)
+                    continue
+                if payloads:
+                    break
+                now = self._clock()
+                if now >= deadline:
+                    if not consumed:
+                        consumed = True
+                        self._wire.consume_input(doing=doing)
+                        continue
+                    break
+                next_status = self._last_status_at + self._status_interval_s
+                self._wire.wait_readable(min(deadline, next_status) - now, doing=doing)
+                self._wire.consume_input(doing=doing)
+                self.maybe_send_status()
+        self.maybe_send_status()
+        return payloads
+
     def acknowledge(self, flush_lsn: int) -> None:
         """Record `flush_lsn` as durably applied and tell the server; never moves backwards.
 
@@ -361,6 +411,9 @@ class ReplicationConnection:
         data = self._wire.get_copy(doing=doing, slot=self._slot)
         if data is None:
             return None
+        return self._parse(data, doing)
+
+    def _parse(self, data: memoryview, doing: str) -> XLogData | Keepalive:
         try:
             return parse_copy_message(data)
         except ProtocolViolation as e:

@@ -30,6 +30,7 @@ _XLOGDATA = struct.Struct("!QQq")
 _KEEPALIVE = struct.Struct("!Qq?")
 _STATUS = struct.Struct("!cQQQqB")
 XLOGDATA_TAG: Final = b"w"
+XLOGDATA_HEADER_SIZE: Final = _XLOGDATA.size
 KEEPALIVE_TAG: Final = b"k"
 STATUS_TAG: Final = b"r"
 
