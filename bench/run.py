@@ -42,7 +42,7 @@ class Params:
     big_rows: int  # RSS: rows in the single big transaction
 
 
-FULL = Params(fl_rows=2_000_000, fl_reps=3, cdc_rows=100_000, backlog=200_000, backlog_reps=3,
+FULL = Params(fl_rows=2_000_000, fl_reps=3, cdc_rows=100_000, backlog=1_000_000, backlog_reps=3,
               rate=2000, lat_s=30.0, batch=10, big_rows=1_000_000)  # fmt: skip
 QUICK = Params(fl_rows=200_000, fl_reps=2, cdc_rows=100_000, backlog=30_000, backlog_reps=2,
                rate=500, lat_s=8.0, batch=10, big_rows=200_000)  # fmt: skip
@@ -84,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated subset of " + ", ".join(NAMES))
     parser.add_argument("--reps", type=int, help="repetitions for full_load and cdc_backlog")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--runner-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra [runner] setting for cdc-tui, e.g. full_load_split_rows=0",
+    )
     args = parser.parse_args(argv)
     only = [n.strip() for n in args.only.split(",") if n.strip()] or list(NAMES)
     unknown = set(only) - set(NAMES)
@@ -106,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     exit_code = 0
     try:
         env = start_env(cleanup)
+        if args.runner_setting:
+            lines = "".join(f"{kv.split('=', 1)[0]} = {kv.split('=', 1)[1]}\n"
+                            for kv in args.runner_setting)  # fmt: skip
+            env.config.write_text(env.config.read_text() + "\n[runner]\n" + lines)
+            results["runner_settings"] = args.runner_setting
         results["machine"] = env.machine()
         cdc = CdcSetup(env, p.cdc_rows)
         plan = {

@@ -90,6 +90,11 @@ class RunnerSettings(BaseModel):
     full_load_workers: int = Field(default=2, ge=1, le=64)
     """Tables copied in parallel during the full load."""
 
+    full_load_split_rows: int = Field(default=5_000_000, ge=0)
+    """A table with more rows than this (catalog estimate) is copied as key ranges that
+    workers share, each about this big; 0 copies every table whole (a whole table has its
+    primary key built once after the load, which ranges cannot do)."""
+
     heartbeat_interval: float = Field(default=5.0, gt=0)
     """Seconds between two renewals of the runner's lease."""
 

@@ -131,6 +131,7 @@ class Runner:
             target=self.ctx.pg_params(pipeline.target, f"cdc-tui {self.name}"),
             actor=self.actor,
             workers=self.ctx.settings.runner.full_load_workers,
+            split_rows=self.ctx.settings.runner.full_load_split_rows,
             slot_name=pipeline.slot_name,
             publication_name=pipeline.publication_name,
             target_schema=pipeline.target_schema,

@@ -196,6 +196,27 @@ def test_streaming_a_transaction_and_acknowledging_it(
         )
 
 
+def test_read_payloads_returns_every_buffered_message_in_order_up_to_its_limit(
+    source_db: Database,
+) -> None:
+    _make_published_table(source_db)
+    with _slot_name(source_db) as slot, _open(source_db) as rc:
+        created = rc.create_slot(slot, export_snapshot=False)
+        rc.start(slot, created.consistent_point, publication_names=["pub"])
+        assert rc.read_payloads(0.1) == []
+        source_db.execute("INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 50) AS g")
+        payloads: list[bytes] = []
+        deadline = time.monotonic() + 10
+        while (not payloads or payloads[-1][:1] != b"C") and time.monotonic() < deadline:
+            batch = rc.read_payloads(0.2, limit=7)
+            assert len(batch) <= 7
+            payloads.extend(batch)
+        assert [p[:1] for p in payloads] == [b"B", b"R"] + [b"I"] * 50 + [b"C"]
+        assert b"t\0\0\0\x02n1n" in payloads[2]  # note 'n1', then a NULL timestamp
+        assert b"t\0\0\0\x03n50n" in payloads[-2]
+        assert rc.read_payloads(0) == []
+
+
 def test_keepalives_report_wal_written_by_another_database(source_db: Database) -> None:
     _make_published_table(source_db)
     other = create_database(source_db.cluster, "other")
