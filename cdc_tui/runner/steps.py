@@ -176,9 +176,7 @@ def copy_tables(
     cancel: threading.Event,
 ) -> bool:
     """Copy every table from the snapshot; False when cancelled before the end."""
-    job = plan_job(
-        sc.source, sc.target, snapshot_name, plans, target_rows_per_range=sc.split_rows
-    )
+    job = plan_job(sc.source, sc.target, snapshot_name, plans, target_rows_per_range=sc.split_rows)
     units = sum(len(t.ranges) for t in job.tables)
     sc.steplog.step1(
         f"copying {len(job.tables)} table(s) in {units} unit(s) with {sc.workers} worker(s)"
