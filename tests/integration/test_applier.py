@@ -386,6 +386,30 @@ def test_small_transactions_group_into_one_target_commit(
     assert stored_position(target_db) == third.end_lsn
 
 
+def test_a_group_of_batches_commits_once_it_holds_group_changes(
+    target_db: Database, conns: list[psycopg.Connection[Any]]
+) -> None:
+    kv_table(target_db)
+    stream = Stream()
+    with pytest.raises(ValueError, match="group_changes"):
+        make_applier(target_db, conns, batch_changes=4, group_changes=2)
+    applier = make_applier(
+        target_db, conns, batch_changes=2, group_changes=6, batch_interval_s=3600
+    )
+    applier.write_initial_position(stream.next_lsn)
+    txns = [
+        stream.txn(KV, Insert(1, (str(2 * i), "v", None)), Insert(1, (str(2 * i + 1), "v", None)))
+        for i in range(3)
+    ]
+    feed(applier, txns[0] + txns[1])  # 4 changes: two batches sent, the group not full
+    assert target_db.scalar("SELECT count(*) FROM t") == 0
+    assert applier.pending_commit
+    feed(applier, txns[2])
+    assert target_db.scalar("SELECT count(*) FROM t") == 6
+    assert not applier.pending_commit
+    assert stored_position(target_db) == applier.committed_lsn
+
+
 def _mixed_history(stream: Stream) -> list[list[Message]]:
     """Transactions with inserts, updates, key updates and deletes over ids 0..199."""
     txns = [stream.txn(KV, *(Insert(1, (str(i), f"v{i}", "b")) for i in range(200)))]

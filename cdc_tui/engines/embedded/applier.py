@@ -1,9 +1,11 @@
 """Apply decoded source transactions to a PostgreSQL target, exactly once.
 
-The runner feeds each pgoutput message in stream order. Changes are buffered (at most
-`batch_changes`) and run as a few set-based statements inside one open target transaction; the
-target commits only at a source transaction boundary, together with the applied position, once the
-group holds `batch_changes` changes or `batch_interval_s` has passed. Transactions whose commit
+The runner feeds each pgoutput message in stream order. Changes are planned (at most
+`batch_changes` at a time) into a few set-based statements sent, without waiting, into one open
+target transaction; the target commits only at a source transaction boundary, together with the
+applied position, once the group holds `group_changes` changes or `batch_interval_s` has passed.
+A group of several batches lets the target run one batch while the next is decoded; a commit
+waits for all of them. Transactions whose commit
 lies below the stored position are skipped whole, so whatever the slot re-sends after a crash is
 applied once. Any error rolls the target transaction back and resets the applier: the runner then
 replays from the slot, which re-sends everything after the last acknowledged `committed_lsn`.
@@ -74,6 +76,7 @@ class PgApplier:
         *,
         type_namer: TypeNamer | None = None,
         batch_changes: int = 5000,
+        group_changes: int | None = None,
         batch_interval_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -81,12 +84,15 @@ class PgApplier:
             raise ValueError("the applier needs an idle target connection with autocommit off")
         if batch_changes < 1:
             raise ValueError("batch_changes must be at least 1")
+        if group_changes is not None and group_changes < batch_changes:
+            raise ValueError("group_changes must be at least batch_changes")
         conn.execute(_SESSION_SETTINGS)
         conn.commit()
         self._conn = conn
         self._runner = OpRunner(conn)
         self._pipeline = pipeline
         self._batch_changes = batch_changes
+        self._group_limit = batch_changes if group_changes is None else group_changes
         self._batch_interval_s = batch_interval_s
         self._clock = clock
         self._relmap = RelationMap(conn, pipeline, tables, type_namer)
@@ -241,7 +247,7 @@ class PgApplier:
         self._last_commit = msg
         started = self._group_started if self._group_started is not None else self._clock()
         if (
-            self._group_changes >= self._batch_changes
+            self._group_changes >= self._group_limit
             or self._clock() - started >= self._batch_interval_s
         ):
             self._commit_target()
