@@ -18,7 +18,7 @@ from cdc_tui.cli_output import findings_text, print_json, status_text, table, va
 from cdc_tui.domain.findings import has_errors
 from cdc_tui.domain.spec import parse_table_list
 from cdc_tui.domain.status import Engine, Mode
-from cdc_tui.errors import CdcTuiError, NotAvailableError
+from cdc_tui.errors import CdcTuiError
 from cdc_tui.logging_setup import configure_logging
 from cdc_tui.services.context import AppContext, build_context
 from cdc_tui.services.control import (
@@ -184,20 +184,17 @@ def _cmd_validate(ctx: AppContext, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _not_available(verb: str, issue: str) -> Handler:
-    def handler(ctx: AppContext, args: argparse.Namespace) -> int:
-        raise NotAvailableError(
-            f"`cdc-tui {verb}` is not available yet in this version ({issue}); "
-            "use `cdc-tui status` and `cdc-tui check` meanwhile."
-        )
+def _cmd_console(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.ui.app import run_console  # only the console imports Textual (DESIGN §9)
 
-    return handler
+    return run_console(ctx, read_only=True if args.read_only else None)
 
 
 def _cmd_demo(ctx: AppContext, args: argparse.Namespace) -> int:
     from cdc_tui.demo import run_demo  # the demo pulls in pgserver, which most runs never need
 
-    return run_demo(duration=args.duration, interval=args.interval)
+    console = sys.stdout.isatty() and not args.no_console and args.duration is None
+    return run_demo(duration=args.duration, interval=args.interval, console=console)
 
 
 def _common(json_flag: bool = False) -> argparse.ArgumentParser:
@@ -222,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common()],
     )
     parser.add_argument("--version", action="version", version=f"cdc-tui {__version__}")
-    parser.set_defaults(handler=_not_available("(console)", "the console lands with issue 4"))
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="console: hide and refuse every action that changes a pipeline",
+    )
+    parser.set_defaults(handler=_cmd_console)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     demo = verbs.add_parser(
@@ -230,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
     demo.add_argument("--interval", type=float, default=2.0, help="seconds between status lines")
+    demo.add_argument(
+        "--no-console",
+        action="store_true",
+        help="print status lines instead of opening the console (the default without a terminal)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     pipeline = verbs.add_parser("pipeline", parents=[_common()], help="create pipelines")

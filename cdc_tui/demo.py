@@ -176,8 +176,9 @@ def _demo_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CDC_TUI_")}
 
 
-def run_demo(duration: float | None = None, interval: float = 2.0) -> int:
-    """Run the demo until Ctrl-C (or `duration` seconds), printing live status lines."""
+def run_demo(duration: float | None = None, interval: float = 2.0, *, console: bool = False) -> int:
+    """Run the demo: in the console until it quits, or printing live status lines until Ctrl-C
+    (or `duration` seconds)."""
     base = Path(tempfile.mkdtemp(prefix="cdc-tui-demo-"))
     out = sys.stdout
     try:
@@ -186,7 +187,10 @@ def run_demo(duration: float | None = None, interval: float = 2.0) -> int:
             ctx = build_context(_write_config(base, cluster), environ=_demo_environ())
             try:
                 _show_pipeline(ctx)
-                _stream_status(ctx, cluster, duration, interval)
+                if console:
+                    _in_console(ctx, cluster)
+                else:
+                    _stream_status(ctx, cluster, duration, interval)
             finally:
                 ctx.close()
     finally:
@@ -215,6 +219,21 @@ def _show_pipeline(ctx: AppContext) -> None:
         "Ctrl-C stops the demo.",
         flush=True,
     )
+
+
+def _in_console(ctx: AppContext, cluster: LocalCluster) -> None:
+    """The console on the demo pipeline while the writer keeps the lag and the logs moving."""
+    from cdc_tui.ui.app import run_console  # only the console imports Textual (DESIGN §9)
+
+    writer = Writer(cluster.admin_conninfo("demo_source"))
+    writer.start()
+    try:
+        run_console(ctx)
+    finally:
+        writer.stopped.set()
+        writer.join(timeout=5)
+        # The runner is detached on purpose; the demo owns its cluster, so it stops it first.
+        stop_pipeline(ctx, DEMO_PIPELINE, wait=True, timeout_s=30)
 
 
 def _stream_status(

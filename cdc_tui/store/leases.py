@@ -94,6 +94,18 @@ class LeaseRepository:
             lease = session.scalars(statement).one_or_none()
             return None if lease is None else _lease_record(pipeline_name, lease)
 
+    def all(self) -> dict[str, LeaseRecord]:
+        """Every current lease, live or expired, in one query.
+
+        Returns:
+            LeaseRecord by pipeline name; a pipeline no runner holds is absent.
+        """
+        statement = select(Pipeline.name, RunnerLease).join(
+            Pipeline, Pipeline.id == RunnerLease.pipeline_id
+        )
+        with self._store.session() as session:
+            return {name: _lease_record(name, lease) for name, lease in session.execute(statement)}
+
 
 def _pipeline_id_subquery(name: str) -> ScalarSelect[int]:
     return select(Pipeline.id).where(Pipeline.name == name).scalar_subquery()

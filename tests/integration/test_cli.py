@@ -185,13 +185,6 @@ def test_unknown_config_key_exits_2(cli: CliEnv, capsys: pytest.CaptureFixture[s
     assert "console.refresh" in err
 
 
-def test_console_not_available_yet(cli: CliEnv, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys)
-    assert code == 1
-    assert "not available yet" in err
-    assert out == ""
-
-
 @pytest.mark.parametrize("verb", ["start", "stop", "resync", "validate", "run", "drop"])
 def test_verbs_on_unknown_pipeline_exit_2(
     cli: CliEnv, capsys: pytest.CaptureFixture[str], verb: str

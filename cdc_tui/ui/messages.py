@@ -1,0 +1,37 @@
+"""Messages the console's worker threads post; handlers on the screens own all state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from cdc_tui.services.board import Board
+
+
+@dataclass
+class BoardUpdated(Message):
+    """A poll finished: the newest board replaces the older one still queued."""
+
+    board: Board
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, BoardUpdated)
+
+
+@dataclass
+class PollFailed(Message):
+    """A poll could not read the metadata DB (the sources' errors live in the board)."""
+
+    title: str
+    text: str
+
+
+@dataclass
+class ActionFinished(Message):
+    """A keyboard action (start, stop, ...) ended; `error` is set when it failed."""
+
+    pipeline: str
+    action: str
+    summary: str
+    error: str | None = None

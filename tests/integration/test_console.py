@@ -1,0 +1,217 @@
+"""The console driven by Pilot against real clusters: every key asserts what the metadata DB,
+the source and the target hold afterwards, not only what the screen shows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Log, Static
+
+from cdc_tui.services.context import AppContext, build_context
+from cdc_tui.store.repositories import PipelineRepository
+from cdc_tui.ui.app import CdcTuiApp
+from cdc_tui.ui.screens.confirm import TypeNameModal
+from cdc_tui.ui.screens.error import ErrorModal
+from cdc_tui.ui.screens.help import HelpScreen
+from cdc_tui.ui.screens.pipeline import PipelineScreen
+from cdc_tui.ui.screens.pipelines import PipelinesScreen
+from tests.integration.runner_support import (
+    Cli,
+    create_pipeline,
+    pipeline_cli,
+    source_objects,
+    wait_converged,
+)
+from tests.pg import Database
+
+NAME = "orders"
+TABLES = ("shop.customers",)
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, source_db: Database, target_db: Database) -> Iterator[Cli]:
+    with pipeline_cli(tmp_path, source_db, target_db, NAME) as c:
+        create_pipeline(c, NAME, *TABLES)
+        yield c
+
+
+@pytest.fixture
+def ctx(cli: Cli) -> Iterator[AppContext]:
+    context = build_context(cli.env.config, environ=cli.environ(), actor="console:test")
+    yield context
+    context.close()
+
+
+def stored(ctx: AppContext) -> str:
+    return str(PipelineRepository(ctx.store).get(NAME).status)
+
+
+async def until(
+    pilot: Pilot[None], check: Callable[[], bool], what: str, timeout: float = 90
+) -> None:
+    """Let the app run until `check()` holds (the console polls in the background)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await pilot.pause(0.2)
+
+
+def table_of(app: CdcTuiApp) -> DataTable[str]:
+    screen = app.screen
+    assert isinstance(screen, PipelinesScreen)
+    return screen.query_one(DataTable)
+
+
+def row_status(app: CdcTuiApp) -> str | None:
+    table = table_of(app)
+    if NAME not in [k.value for k in table.rows]:
+        return None
+    return str(table.get_cell(NAME, "status"))
+
+
+async def test_start_then_stop_from_the_keyboard(
+    ctx: AppContext, cli: Cli, source_db: Database, target_db: Database
+) -> None:
+    app = CdcTuiApp(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_status(app) == "STOPPED", "the pipeline row")
+        await pilot.press("s")
+        await until(pilot, lambda: stored(ctx) == "RUNNING", "RUNNING in the metadata DB")
+        await until(pilot, lambda: row_status(app) == "RUNNING", "RUNNING on screen")
+        source_db.execute("INSERT INTO shop.customers VALUES (9001, 'from the console', NULL)")
+        wait_converged(source_db, target_db, [("shop", "customers", ["id"])])
+        await pilot.press("x")
+        await until(pilot, lambda: stored(ctx) == "STOPPED", "STOPPED in the metadata DB")
+    assert cli.status(NAME)["runner"] is None or not cli.status(NAME)["runner"].get("alive")
+
+
+async def test_quitting_the_console_leaves_the_pipeline_replicating(
+    ctx: AppContext, cli: Cli, source_db: Database, target_db: Database
+) -> None:
+    app = CdcTuiApp(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_status(app) == "STOPPED", "the pipeline row")
+        await pilot.press("s")
+        await until(pilot, lambda: stored(ctx) == "RUNNING", "RUNNING in the metadata DB")
+        await pilot.press("q")
+    source_db.execute("INSERT INTO shop.customers VALUES (9002, 'after quitting', NULL)")
+    wait_converged(source_db, target_db, [("shop", "customers", ["id"])])
+    assert cli.status(NAME)["cdc_status"] == "RUNNING"
+
+
+async def test_read_only_hides_and_refuses_every_action(ctx: AppContext, cli: Cli) -> None:
+    app = CdcTuiApp(ctx, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_status(app) == "STOPPED", "the pipeline row")
+        shown = {b.binding.action for b in app.screen.active_bindings.values()}
+        await pilot.press("s", "x", "R", "d")
+        await pilot.pause(1.0)
+        assert not isinstance(app.screen, TypeNameModal)
+    assert not {"start", "stop", "restart", "resync", "drop"} & shown
+    assert stored(ctx) == "STOPPED"
+    assert cli.status(NAME)["runner"] is None
+
+
+async def test_drop_needs_the_name_typed_and_then_leaves_nothing(
+    ctx: AppContext, cli: Cli, source_db: Database
+) -> None:
+    cli.run("start", NAME, "--wait", "running", "--timeout", "120")
+    assert source_objects(source_db, NAME) == (1, 1)
+    app = CdcTuiApp(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_status(app) == "RUNNING", "the pipeline row")
+        await pilot.press("d")
+        assert isinstance(app.screen, TypeNameModal)
+        await pilot.press(*"order", "enter")  # a wrong name does nothing
+        await pilot.pause(0.5)
+        assert PipelineRepository(ctx.store).find(NAME) is not None
+        await pilot.press("d")
+        await pilot.press(*NAME, "enter")
+        await until(
+            pilot, lambda: PipelineRepository(ctx.store).find(NAME) is None, "the pipeline gone"
+        )
+        await until(pilot, lambda: row_status(app) is None, "the row gone")
+    assert source_objects(source_db, NAME) == (0, 0)
+
+
+async def test_a_failed_action_opens_the_error_modal_with_its_title(
+    tmp_path: Path, cli: Cli
+) -> None:
+    environ = {k: v for k, v in cli.environ().items() if k != "CDC_TUI_SECRET_SRC"}
+    context = build_context(cli.env.config, environ=environ, actor="console:test")
+    try:
+        app = CdcTuiApp(context)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: row_status(app) == "STOPPED", "the pipeline row")
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, ErrorModal), "the error modal")
+            modal = app.screen
+            assert isinstance(modal, ErrorModal)
+            assert "start orders" in modal.error_title
+            assert "CDC_TUI_SECRET_SRC" in modal.message
+            await pilot.press("escape")
+            assert isinstance(app.screen, PipelinesScreen)
+        assert stored(context) == "STOPPED"
+    finally:
+        context.close()
+
+
+async def test_help_lists_every_binding_with_its_id_and_filter_narrows(
+    ctx: AppContext, cli: Cli
+) -> None:
+    cli.run("pipeline", "create", "other", "--source", "src", "--target", "tgt",
+            "--tables", "shop.customers")  # fmt: skip
+    app = CdcTuiApp(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_of(app).row_count == 2, "two rows")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        ids = {row[2] for row in app.screen.rows}
+        assert {"pipeline.start", "pipeline.stop", "pipeline.drop", "app.quit"} <= ids
+        await pilot.press("escape")
+        await pilot.press("slash", *"oth")
+        await until(pilot, lambda: table_of(app).row_count == 1, "the filtered row")
+        assert [k.value for k in table_of(app).rows] == ["other"]
+        await pilot.press("escape")
+        await until(pilot, lambda: table_of(app).row_count == 2, "both rows again")
+
+
+async def test_pipeline_screen_shows_overview_tables_logs_slot_and_history(
+    ctx: AppContext, cli: Cli
+) -> None:
+    cli.run("start", NAME, "--wait", "running", "--timeout", "120")
+    app = CdcTuiApp(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_status(app) == "RUNNING", "the pipeline row")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PipelineScreen), "the pipeline screen")
+        screen = app.screen
+        assert isinstance(screen, PipelineScreen)
+
+        def overview() -> str:
+            return str(screen.query_one("#overview-text", Static).content)
+
+        await until(pilot, lambda: "Handoff LSN" in overview(), "the overview")
+        handoff = cli.status(NAME)["full_load"]["lsn"]
+        assert handoff and handoff in overview()
+        step1 = screen.query_one("#log-1", Log)
+        await until(pilot, lambda: any("Step 1" in line for line in step1.lines), "Step 1 log")
+        tables = screen.query_one("#tables-table", DataTable)
+        assert str(tables.get_cell("shop.customers", "state")) == "COMPLETED"
+        slot = screen.query_one("#slot-table", DataTable)
+        fields = {
+            str(slot.get_row_at(i)[0]): str(slot.get_row_at(i)[1]) for i in range(slot.row_count)
+        }
+        assert fields["exists"] == "True" and fields["active"] == "True"
+        history = screen.query_one("#history-table", DataTable)
+        reasons = [str(history.get_row_at(i)[4]) for i in range(history.row_count)]
+        assert "Step 1 completed" in reasons
+        await pilot.press("escape")
+        assert isinstance(app.screen, PipelinesScreen)
