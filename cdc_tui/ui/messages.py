@@ -35,3 +35,16 @@ class ActionFinished(Message):
     action: str
     summary: str
     error: str | None = None
+
+
+@dataclass
+class ValidationDone(Message):
+    """`v` finished comparing a pipeline's tables; `text` is the `cdc-tui validate` report."""
+
+    pipeline: str
+    verdict: str
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "equal"

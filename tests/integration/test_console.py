@@ -15,7 +15,7 @@ from cdc_tui.services.context import AppContext, build_context
 from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.ui.app import CdcTuiApp
 from cdc_tui.ui.screens.confirm import TypeNameModal
-from cdc_tui.ui.screens.error import ErrorModal
+from cdc_tui.ui.screens.error import ErrorModal, ReportModal
 from cdc_tui.ui.screens.help import HelpScreen
 from cdc_tui.ui.screens.pipeline import PipelineScreen
 from cdc_tui.ui.screens.pipelines import PipelinesScreen
@@ -215,3 +215,26 @@ async def test_pipeline_screen_shows_overview_tables_logs_slot_and_history(
         assert "Step 1 completed" in reasons
         await pilot.press("escape")
         assert isinstance(app.screen, PipelinesScreen)
+
+
+async def test_validate_shows_the_comparison_and_reads_only(
+    ctx: AppContext, cli: Cli, source_db: Database, target_db: Database
+) -> None:
+    cli.run("start", NAME, "--wait", "running", "--timeout", "120")
+    app = CdcTuiApp(ctx, read_only=True)  # validating changes nothing, so read-only allows it
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_status(app) == "RUNNING", "the pipeline row")
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, ErrorModal), "the validation result")
+        modal = app.screen
+        assert isinstance(modal, ReportModal)
+        assert "equal" in modal.error_title
+        assert "shop.customers" in modal.message
+        await pilot.press("escape")
+        cli.run("stop", NAME, "--wait", "--timeout", "60")
+        target_db.execute("DELETE FROM shop.customers WHERE id = 1")  # the target now differs
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, ErrorModal), "the second result")
+        modal = app.screen
+        assert not isinstance(modal, ReportModal)
+        assert "DIFFERENT" in modal.error_title

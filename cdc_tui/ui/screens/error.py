@@ -39,3 +39,10 @@ class ErrorModal(ModalScreen[None]):
     def action_copy_error(self) -> None:
         self.app.copy_to_clipboard(f"{self.error_title}: {self.message}")
         self.notify("Error copied to the clipboard.")
+
+
+class ReportModal(ErrorModal):
+    """The same scrollable, copyable text box for a result that is not an error (validate)."""
+
+    def on_mount(self) -> None:
+        self.query_one("#error-box").add_class("report")

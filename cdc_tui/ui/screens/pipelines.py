@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.widgets.data_table import RowDoesNotExist
 
+from cdc_tui.cli_output import validation_text
 from cdc_tui.errors import CdcTuiError
 from cdc_tui.services.board import Board, BoardRow, read_board
 from cdc_tui.services.context import AppContext
@@ -22,10 +23,11 @@ from cdc_tui.services.control import (
     start_pipeline,
     stop_pipeline,
 )
+from cdc_tui.services.validate import validate_pipeline
 from cdc_tui.ui.formatting import human_bytes, human_seconds, percent
-from cdc_tui.ui.messages import ActionFinished, BoardUpdated, PollFailed
+from cdc_tui.ui.messages import ActionFinished, BoardUpdated, PollFailed, ValidationDone
 from cdc_tui.ui.screens.confirm import ConfirmModal, TypeNameModal
-from cdc_tui.ui.screens.error import ErrorModal
+from cdc_tui.ui.screens.error import ErrorModal, ReportModal
 from cdc_tui.ui.screens.help import HelpScreen, binding_rows
 from cdc_tui.ui.screens.pipeline import PipelineScreen
 
@@ -84,6 +86,7 @@ class PipelinesScreen(Screen[None]):
         Binding("R", "restart", "Restart", id="pipeline.restart"),
         Binding("ctrl+r", "resync", "Resync", id="pipeline.resync"),
         Binding("d", "drop", "Drop", id="pipeline.drop"),
+        Binding("v", "validate", "Validate", id="pipeline.validate"),
         Binding("enter", "open", "Open", id="pipelines.open"),
         Binding("slash", "filter", "Filter", id="pipelines.filter"),
         Binding("o", "sort", "Sort", id="pipelines.sort"),
@@ -306,6 +309,27 @@ class PipelinesScreen(Screen[None]):
                 self.launch(name, "drop", lambda: _joined(drop_pipeline_everywhere(self.ctx, name)))
 
         self.app.push_screen(TypeNameModal(question, name), answered)
+
+    def action_validate(self) -> None:
+        if (name := self.selected()) is not None:
+            self.notify(f"validating {name}: counts and checksums per key range...", timeout=3)
+            self._validate(name)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _validate(self, name: str) -> None:
+        try:
+            report = validate_pipeline(self.ctx, name)
+        except CdcTuiError as exc:
+            self.post_message(ActionFinished(name, "validate", exc.title, exc.message))
+            return
+        verdict = "equal" if report.ok else "DIFFERENT: resync if it persists"
+        self.post_message(ValidationDone(name, verdict, validation_text(report)))
+
+    @on(ValidationDone)
+    def validation_done(self, message: ValidationDone) -> None:
+        title = f"validate {message.pipeline}: {message.verdict}"
+        modal = ReportModal(title, message.text) if message.ok else ErrorModal(title, message.text)
+        self.app.push_screen(modal)
 
     def launch(self, name: str, action: str, call: Callable[[], str]) -> None:
         self.notify(f"{action} {name}...", timeout=2)
