@@ -2,7 +2,8 @@
 
     python bench/run.py [--quick] [--only NAME[,NAME...]] [--reps N]
 
-NAME is one of: full_load, cdc_backlog, cdc_latency, rss. Writes bench/results/latest.json
+NAME is one of: full_load, cdc_backlog, cdc_latency, rss, console. Writes
+bench/results/latest.json
 (and a Markdown rendering next to it). See bench/README.md.
 """
 
@@ -22,11 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cdc_bench import CdcSetup, bench_backlog, bench_latency, bench_rss
 from common import Cleanup, log, now_iso, sigterm_as_interrupt, start_env
+from console_bench import bench_console
 from fullload_bench import bench_full_load
 from report import render
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = ("full_load", "cdc_backlog", "cdc_latency", "rss")
+NAMES = ("full_load", "cdc_backlog", "cdc_latency", "rss", "console")
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,17 @@ class Params:
     lat_s: float  # latency: seconds of writing
     batch: int  # latency: rows per source transaction
     big_rows: int  # RSS: rows in the single big transaction
+    console_pipelines: int  # console: pipelines in the metadata DB
+    console_runs: int  # console: timed launches (first frame, RSS) of it and of each baseline
+    console_ticks: int  # console: measured refreshes per variant
 
 
 FULL = Params(fl_rows=2_000_000, fl_reps=3, cdc_rows=100_000, backlog=1_000_000, backlog_reps=3,
-              rate=2000, lat_s=30.0, batch=10, big_rows=1_000_000)  # fmt: skip
+              rate=2000, lat_s=30.0, batch=10, big_rows=1_000_000,
+              console_pipelines=200, console_runs=5, console_ticks=50)  # fmt: skip
 QUICK = Params(fl_rows=200_000, fl_reps=2, cdc_rows=100_000, backlog=30_000, backlog_reps=2,
-               rate=500, lat_s=8.0, batch=10, big_rows=200_000)  # fmt: skip
+               rate=500, lat_s=8.0, batch=10, big_rows=200_000,
+               console_pipelines=200, console_runs=3, console_ticks=30)  # fmt: skip
 
 # Targets on a 2-core machine.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -53,12 +60,15 @@ TARGETS: dict[str, tuple[str, float]] = {
     "cdc_embedded.changes_per_s": (">=", 50_000),
     "cdc_embedded.p99_ms": ("<=", 1_000),
     "cdc_embedded.rss_mb": ("<=", 200),
+    "console.first_frame_s": ("<=", 1.0),
+    "console.tick_ms": ("<=", 20),
+    "console.rss_mb": ("<=", 150),
 }
 
 
 def headline(results: dict[str, Any]) -> dict[str, float | None]:
     b = results["benchmarks"]
-    fl, bl, lat, rss = (b.get(n) or {} for n in NAMES)
+    fl, bl, lat, rss, con = (b.get(n) or {} for n in NAMES)
     return {
         "full_load.ratio_vs_pipe": fl.get("ratio_vs_pipe"),
         "full_load.rows_per_s": fl.get("rows_per_s"),
@@ -66,6 +76,9 @@ def headline(results: dict[str, Any]) -> dict[str, float | None]:
         "cdc_embedded.p50_ms": lat.get("p50_ms"),
         "cdc_embedded.p99_ms": lat.get("p99_ms"),
         "cdc_embedded.rss_mb": rss.get("rss_mb"),
+        "console.first_frame_s": con.get("first_frame_s"),
+        "console.tick_ms": con.get("tick_ms"),
+        "console.rss_mb": con.get("rss_mb"),
     }
 
 
@@ -125,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             "cdc_backlog": lambda: bench_backlog(cdc, p.backlog, p.backlog_reps),
             "cdc_latency": lambda: bench_latency(cdc, p.rate, p.lat_s, p.batch),
             "rss": lambda: bench_rss(cdc, p.big_rows),
+            "console": lambda: bench_console(
+                env, p.console_pipelines, p.console_runs, p.console_ticks
+            ),
         }
         for name in NAMES:
             if name not in only:

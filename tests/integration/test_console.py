@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Log, Static
+from textual.widgets import DataTable, Input, Log, Select, SelectionList, Static
 
 from cdc_tui.services.context import AppContext, build_context
 from cdc_tui.store.repositories import PipelineRepository
@@ -17,6 +17,7 @@ from cdc_tui.ui.app import CdcTuiApp
 from cdc_tui.ui.screens.confirm import TypeNameModal
 from cdc_tui.ui.screens.error import ErrorModal, ReportModal
 from cdc_tui.ui.screens.help import HelpScreen
+from cdc_tui.ui.screens.new_pipeline import NewPipelineScreen
 from cdc_tui.ui.screens.pipeline import PipelineScreen
 from cdc_tui.ui.screens.pipelines import PipelinesScreen
 from tests.integration.runner_support import (
@@ -238,3 +239,35 @@ async def test_validate_shows_the_comparison_and_reads_only(
         modal = app.screen
         assert not isinstance(modal, ReportModal)
         assert "DIFFERENT" in modal.error_title
+
+
+async def test_new_pipeline_form_checks_then_saves(
+    ctx: AppContext, cli: Cli, source_db: Database
+) -> None:
+    app = CdcTuiApp(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_status(app) == "STOPPED", "the pipeline row")
+        await pilot.press("n")
+        assert isinstance(app.screen, NewPipelineScreen)
+        form = app.screen
+        form.query_one("#name", Input).value = "fresh"
+        form.query_one("#source", Select).value = "src"
+        form.query_one("#target", Select).value = "tgt"
+        tables = form.query_one("#tables", SelectionList)
+        await until(pilot, lambda: tables.option_count > 0, "the source catalog")
+        labels = [str(tables.get_option_at_index(i).prompt) for i in range(tables.option_count)]
+        assert any("shop.customers" in label and "key: id" in label for label in labels)
+        tables.select("shop.customers")
+        await pilot.press("ctrl+s")  # not checked yet: refused
+        await pilot.pause(0.5)
+        assert PipelineRepository(ctx.store).find("fresh") is None
+        await pilot.press("ctrl+t")
+        findings = form.query_one("#findings", DataTable)
+        await until(pilot, lambda: findings.row_count > 0, "the findings")
+        assert source_objects(source_db, "fresh") == (0, 0)  # checking creates nothing
+        assert PipelineRepository(ctx.store).find("fresh") is None
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, PipelinesScreen), "back home")
+        await until(pilot, lambda: table_of(app).row_count == 2, "the new row")
+    stored_tables = [str(t.table) for t in PipelineRepository(ctx.store).get("fresh").tables]
+    assert stored_tables == ["shop.customers"]

@@ -75,7 +75,11 @@ BOARD = Board(
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[AppContext]:
     config = tmp_path / "config.toml"
-    config.write_text(f'metadata_url = "sqlite:///{tmp_path / "m.db"}"\n')
+    config.write_text(
+        f'metadata_url = "sqlite:///{tmp_path / "m.db"}"\n\n'
+        '[connections.src]\nurl = "postgresql://cdc_reader@db1.example:5432/shop"\n\n'
+        '[connections.tgt]\nurl = "postgresql://cdc_writer@dw.example:5432/mirror"\n'
+    )
     context = build_context(config, environ={})
     yield context
     context.close()
@@ -120,3 +124,8 @@ def test_error_modal_escapes_markup(
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=open_error)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_new_pipeline_form(snap_compare: Any, ctx: AppContext, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for(ctx), terminal_size=size, press=["n"])

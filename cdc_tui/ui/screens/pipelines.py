@@ -29,6 +29,7 @@ from cdc_tui.ui.messages import ActionFinished, BoardUpdated, PollFailed, Valida
 from cdc_tui.ui.screens.confirm import ConfirmModal, TypeNameModal
 from cdc_tui.ui.screens.error import ErrorModal, ReportModal
 from cdc_tui.ui.screens.help import HelpScreen, binding_rows
+from cdc_tui.ui.screens.new_pipeline import NewPipelineScreen
 from cdc_tui.ui.screens.pipeline import PipelineScreen
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ COLUMN_INDEX = {key: i for i, (key, _label) in enumerate(COLUMNS)}
 # `o` cycles through these sort columns, then back to the name order.
 SORT_CYCLE: tuple[str | None, ...] = (None, "status", "health", "cdc", "lag_bytes")
 # Actions that change a pipeline: hidden and refused in read-only mode.
-MUTATING = frozenset({"start", "stop", "restart", "resync", "drop"})
+MUTATING = frozenset({"start", "stop", "restart", "resync", "drop", "new"})
 STOP_TIMEOUT_S = 120.0
 
 
@@ -81,6 +82,7 @@ class PipelinesScreen(Screen[None]):
     """Every pipeline with its statuses, lag and health; `?` lists the keys."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new", "New", id="pipelines.new"),
         Binding("s", "start", "Start", id="pipeline.start"),
         Binding("x", "stop", "Stop", id="pipeline.stop"),
         Binding("R", "restart", "Restart", id="pipeline.restart"),
@@ -206,7 +208,8 @@ class PipelinesScreen(Screen[None]):
     def _status_line(self, shown: int) -> None:
         board = self.board
         total = len(board.rows) if board is not None else 0
-        parts = [f"{shown} of {total} pipelines" if shown != total else f"{total} pipelines"]
+        noun = "pipeline" if total == 1 else "pipelines"
+        parts = [f"{shown} of {total} {noun}" if shown != total else f"{total} {noun}"]
         if self.filter_text:
             parts.append(f"filter: {self.filter_text}")
         if board is not None:
@@ -309,6 +312,14 @@ class PipelinesScreen(Screen[None]):
                 self.launch(name, "drop", lambda: _joined(drop_pipeline_everywhere(self.ctx, name)))
 
         self.app.push_screen(TypeNameModal(question, name), answered)
+
+    def action_new(self) -> None:
+        def created(name: str | None) -> None:
+            if name is not None:
+                self.notify(f"Pipeline {name} created; s starts it.", title="new pipeline")
+                self.poll()
+
+        self.app.push_screen(NewPipelineScreen(self.ctx), created)
 
     def action_validate(self) -> None:
         if (name := self.selected()) is not None:
