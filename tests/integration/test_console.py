@@ -211,6 +211,13 @@ async def test_pipeline_screen_shows_overview_tables_logs_slot_and_history(
             str(slot.get_row_at(i)[0]): str(slot.get_row_at(i)[1]) for i in range(slot.row_count)
         }
         assert fields["exists"] == "True" and fields["active"] == "True"
+        await pilot.press("slash", *"copied")
+        await until(pilot, lambda: step1.line_count > 0, "the searched lines")
+        assert all("copied" in line for line in step1.lines)
+        assert screen.query_one("#log-0", Log).line_count == 0  # Step 0 never says "copied"
+        await pilot.press("escape")  # closes the search and shows every line again
+        assert any("Step 1: full load complete" in line for line in step1.lines)
+        assert isinstance(app.screen, PipelineScreen)
         history = screen.query_one("#history-table", DataTable)
         reasons = [str(history.get_row_at(i)[4]) for i in range(history.row_count)]
         assert "Step 1 completed" in reasons

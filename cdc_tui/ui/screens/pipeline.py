@@ -15,6 +15,7 @@ from textual.widgets import (
     DataTable,
     Footer,
     Header,
+    Input,
     Log,
     Sparkline,
     Static,
@@ -32,6 +33,8 @@ from cdc_tui.ui.messages import PollFailed
 from cdc_tui.ui.screens.help import HelpScreen, binding_rows
 
 STEPS = (0, 1, 2)
+# Log lines kept per step for search, as many as each pane shows.
+LOG_LINES = 2000
 # Lag samples kept for the sparkline: at one poll every 2 s, the last ten minutes.
 LAG_SAMPLES = 300
 BAR_WIDTH = 20
@@ -111,6 +114,7 @@ class PipelineScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="pipeline.back"),
         Binding("f", "follow", "Follow logs", id="logs.follow"),
+        Binding("slash", "search", "Search logs", id="logs.search"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit", "Quit", id="app.quit"),
     ]
@@ -123,6 +127,8 @@ class PipelineScreen(Screen[None]):
         self.follow = True
         self.last_log_id = 0
         self.lag: deque[float] = deque(maxlen=LAG_SAMPLES)
+        self.log_lines: dict[int, deque[str]] = {}
+        self.search = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -135,9 +141,11 @@ class PipelineScreen(Screen[None]):
                     tables.add_column(label, key=key)
                 yield tables
             with TabPane("Logs", id="logs"):
+                yield Input(placeholder="show only log lines containing...", id="log-search",
+                            classes="hidden")  # fmt: skip
                 for step in STEPS:
                     yield Static(f"Step {step}", classes="log-title")
-                    yield Log(id=f"log-{step}", classes="step-log", max_lines=2000)
+                    yield Log(id=f"log-{step}", classes="step-log", max_lines=LOG_LINES)
             with TabPane("Slot", id="slot"):
                 slot: DataTable[str] = DataTable(id="slot-table", cursor_type="row")
                 slot.add_columns("Field", "Value")
@@ -199,10 +207,32 @@ class PipelineScreen(Screen[None]):
     def _logs(self, records: list[LogRecord]) -> None:
         for record in records:
             self.last_log_id = max(self.last_log_id, record.id)
-            log = self.query_one(f"#log-{record.step}", Log)
-            log.write_line(f"{clock(record.at)} {record.level:<7} {record.message}")
-            if self.follow:
-                log.scroll_end(animate=False)
+            line = f"{clock(record.at)} {record.level:<7} {record.message}"
+            kept = self.log_lines.setdefault(record.step, deque(maxlen=LOG_LINES))
+            kept.append(line)
+            if self.search.casefold() in line.casefold():
+                log = self.query_one(f"#log-{record.step}", Log)
+                log.write_line(line)
+                if self.follow:
+                    log.scroll_end(animate=False)
+
+    def action_search(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "logs"
+        box = self.query_one("#log-search", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    @on(Input.Changed, "#log-search")
+    def search_changed(self, event: Input.Changed) -> None:
+        """Re-show each step's kept lines that contain the text (all of them when empty)."""
+        self.search = event.value
+        needle = self.search.casefold()
+        for step in STEPS:
+            log = self.query_one(f"#log-{step}", Log)
+            log.clear()
+            log.write_lines(
+                [line for line in self.log_lines.get(step, ()) if needle in line.casefold()]
+            )
 
     def _slot(self, doc: dict[str, Any]) -> None:
         slot = doc.get("slot") or {}
@@ -237,6 +267,12 @@ class PipelineScreen(Screen[None]):
                           event.reason, event.actor)  # fmt: skip
 
     def action_back(self) -> None:
+        """Esc closes the log search first (showing every line again), then the screen."""
+        box = self.query_one("#log-search", Input)
+        if not box.has_class("hidden"):
+            box.value = ""
+            box.add_class("hidden")
+            return
         self.app.pop_screen()
 
     def action_follow(self) -> None:
