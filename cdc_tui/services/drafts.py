@@ -20,8 +20,13 @@ import psycopg
 from cdc_tui.config.connections import resolve_connection
 from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.findings import Finding, Severity
-from cdc_tui.domain.spec import TableRef, quote_ident_display, validate_pipeline_name
-from cdc_tui.domain.status import Engine, Mode
+from cdc_tui.domain.spec import (
+    PipelineSpec,
+    TableRef,
+    quote_ident_display,
+    validate_pipeline_name,
+)
+from cdc_tui.domain.status import Engine
 from cdc_tui.engines.embedded.position import POSITION_SCHEMA
 from cdc_tui.errors import NotAvailableError, SourceError, UsageError
 from cdc_tui.pgconn import PgParams
@@ -141,17 +146,8 @@ class CatalogTable:
         return "  ".join(parts)
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A pipeline as the form holds it before saving; `source`/`target` are connection names."""
-
-    name: str
-    source: str
-    target: str
-    tables: tuple[TableRef, ...]
-    mode: Mode = Mode.FULL_LOAD_AND_CDC
-    engine: Engine = Engine.EMBEDDED
-    target_schema: str | None = None
+# A draft is what `pipeline create` takes, held by the form until it checks clean and is saved.
+Draft = PipelineSpec
 
 
 def connection_choices(ctx: AppContext) -> list[ConnectionChoice]:
