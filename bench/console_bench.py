@@ -42,10 +42,15 @@ SIZE = (120, 40)  # columns, lines: the terminal of the first-frame runs and of 
 POLLS_AFTER_FRAME = 3  # console polls between the first frame and the RSS reading
 BASELINE_SETTLE_S = 1.0  # the baseline apps do not poll: their RSS is read after this
 FRAME_TIMEOUT_S = 60.0
-TICK_S = 0.1  # the tick benchmark's refresh interval (the console's default is 2 s)
+# The tick benchmark's refresh interval (the console's default is 2 s): long enough for the UI
+# thread to be idle again before the next board lands, so ticks do not overlap.
+TICK_S = 0.25
 WARMUP_TICKS = 5
+IDLE_S = 2.0  # the UI thread's idle CPU is measured over this long after the ticks
 FEW_ROWS = 5  # rows whose lag and lag seconds change each tick in the "few" variants
-TICK_VARIANTS = ("keyed_few", "naive_few", "keyed_all", "naive_all")
+# keyed: the product's refill(); naive: clear() + add_row. few: FEW_ROWS rows change per tick,
+# all: every row, none: only the board's time (the status line) changes.
+TICK_VARIANTS = ("keyed_few", "naive_few", "keyed_all", "naive_all", "keyed_none")
 UPDATED_RE = re.compile(rb"updated (\d\d:\d\d:\d\d) UTC")
 HERE = Path(__file__).resolve().parent
 
@@ -70,6 +75,7 @@ class Table(App):
     """The pipelines table without cdc-tui: same columns, same 200 rows, read from a file."""
 
     BINDINGS = [("q", "quit", "Quit")]
+    CSS = "DataTable { height: 1fr; } #status { height: 1; padding: 0 1; }"
 
     def __init__(self, path):
         super().__init__()
@@ -82,7 +88,7 @@ class Table(App):
         for key, label in self.doc["columns"]:
             table.add_column(label, key=key)
         yield table
-        yield Static(self.doc["status"])
+        yield Static(self.doc["status"], id="status")
         yield Footer()
 
     def on_mount(self):
@@ -314,17 +320,24 @@ def run_exit(argv: list[str], environ: dict[str, str], check: Callable[[str], No
     return seconds
 
 
-def bench_first_frame(env: BenchEnv, names: list[str], runs: int) -> dict[str, Any]:
+def bench_first_frame(env: BenchEnv, runs: int) -> dict[str, Any]:
     environ = pty_environ(env)
-    markers = [f"{len(names)} pipelines".encode(), names[0].encode()]
     apps = env.workdir / "console_baseline_apps.py"
     apps.write_text(BASELINE_APPS)
     rows = env.workdir / "console_rows.json"
-    subprocess.run([sys.executable, str(HERE / "console_bench.py"), "cells", str(rows)],
-                   env=env.environ(), check=True, timeout=120)  # fmt: skip
+    proc = subprocess.run([sys.executable, str(HERE / "console_bench.py"), "cells", str(rows)],
+                          env=env.environ(), check=True, timeout=120, capture_output=True,
+                          text=True)  # fmt: skip
+    board_read = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not board_read["sources_reachable"]:
+        raise RuntimeError("the board could not probe the source cluster")
+    # Every pipeline of the metadata DB is on the board: the seeded ones and, in a full run,
+    # those of the other benchmarks.
+    total = board_read["rows"]
+    markers = [f"{total} pipelines".encode(), board_read["first"].encode()]
 
     def listed(stdout: str) -> None:
-        if len(json.loads(stdout)) != len(names):
+        if len(json.loads(stdout)) != total:
             raise RuntimeError("cdc-tui list --json did not list every pipeline")
 
     def nothing(_stdout: str) -> None:
@@ -337,6 +350,7 @@ def bench_first_frame(env: BenchEnv, names: list[str], runs: int) -> dict[str, A
         "table_app": lambda: run_app(environ, [sys.executable, str(apps), "table", str(rows)],
                                      markers),
         "list_json": lambda: run_exit([CDC_TUI, "list", "--json"], env.environ(), listed),
+        "cli_help": lambda: run_exit([CDC_TUI, "--help"], env.environ(), nothing),
         "import_textual": lambda: run_exit([sys.executable, "-c", "import textual.app"],
                                            environ, nothing),
         "python": lambda: run_exit([sys.executable, "-c", "pass"], environ, nothing),
@@ -344,7 +358,7 @@ def bench_first_frame(env: BenchEnv, names: list[str], runs: int) -> dict[str, A
     for kind, run in kinds.items():  # warm the page cache and the .pyc files; not counted
         run()
         log(f"console: warm-up {kind} done")
-    out: dict[str, list[Any]] = {kind: [] for kind in kinds}
+    out: dict[str, Any] = {kind: [] for kind in kinds}
     order = list(kinds)
     for rep in range(runs):
         for kind in order[rep % len(order) :] + order[: rep % len(order)]:
@@ -353,6 +367,7 @@ def bench_first_frame(env: BenchEnv, names: list[str], runs: int) -> dict[str, A
         log(f"console: run {rep + 1}/{runs}: first frame {c['first_frame_s']:.3f} s "
             f"(empty app {out['empty_app'][-1]['first_frame_s']:.3f} s), "
             f"VmHWM {c['hwm_mb']:.0f} MB after {POLLS_AFTER_FRAME} polls")  # fmt: skip
+    out["board_read"] = board_read
     return out
 
 
@@ -361,7 +376,7 @@ def bench_first_frame(env: BenchEnv, names: list[str], runs: int) -> dict[str, A
 
 def tick_boards(base: Any, count: int, changed: int | None) -> list[Any]:
     """`count` successive boards: `changed` random rows (None: all) get a new lag and lag
-    seconds each, and the board is 2 s younger each time (so the status line changes too)."""
+    seconds each, and each board is taken 2 s after the last (the status line changes too)."""
     rng = random.Random(11)
     rows = list(base.rows)
     boards = []
@@ -390,8 +405,9 @@ async def drive_ticks(ctx: Any, boards: list[Any], naive: bool, ticks: int) -> d
     app = CdcTuiApp(ctx, reader=reader)
     app.refresh_s = TICK_S
     samples: list[dict[str, float]] = []
-    paint = {"ms": 0.0}
+    paint = {"ms": 0.0, "depth": 0, "calls": 0}
     last_cpu: list[float] = []
+    last_wall: list[float] = []
     async with app.run_test(size=SIZE) as pilot:
         while not isinstance(app.screen, PipelinesScreen):
             await pilot.pause(0.01)
@@ -414,12 +430,20 @@ async def drive_ticks(ctx: Any, boards: list[Any], naive: bool, ticks: int) -> d
             samples[-1]["refill_ms"] = (time.perf_counter() - t) * 1000
 
         def timed(method: Callable[..., Any]) -> Callable[..., Any]:
+            """Time a repaint step; a layout refresh can run a compositor refresh inside it,
+            so only the outermost call counts."""
+
             def wrapper(*args: Any, **kwargs: Any) -> Any:
+                if paint["depth"]:
+                    return method(*args, **kwargs)
+                paint["depth"] = 1
                 t = time.perf_counter()
                 try:
                     return method(*args, **kwargs)
                 finally:
                     paint["ms"] += (time.perf_counter() - t) * 1000
+                    paint["calls"] += 1
+                    paint["depth"] = 0
 
             return wrapper
 
@@ -432,9 +456,13 @@ async def drive_ticks(ctx: Any, boards: list[Any], naive: bool, ticks: int) -> d
             cpu = time.thread_time()
             if samples:  # close the previous tick: its repaints and all its UI-thread CPU
                 samples[-1]["paint_ms"] = paint["ms"]
+                samples[-1]["repaints"] = paint["calls"]
                 samples[-1]["cpu_ms"] = (cpu - last_cpu[-1]) * 1000
+                samples[-1]["interval_ms"] = (time.perf_counter() - last_wall[-1]) * 1000
             last_cpu.append(cpu)
+            last_wall.append(time.perf_counter())
             paint["ms"] = 0.0
+            paint["calls"] = 0
             samples.append({})
             t = time.perf_counter()
             await dispatch(message)
@@ -453,6 +481,13 @@ async def drive_ticks(ctx: Any, boards: list[Any], naive: bool, ticks: int) -> d
             await pilot.pause(0.05)
         shown = {str(k.value): [str(c) for c in table.get_row(k)] for k in table.rows}
         board = screen.board
+        # The idle floor: UI-thread CPU per second with no refresh (the poll already scheduled
+        # lands first), subtracted from each tick's UI-thread CPU below.
+        screen.refresh_s = 3600
+        await pilot.pause(2 * TICK_S + 0.5)
+        cpu, wall = time.thread_time(), time.perf_counter()
+        await pilot.pause(IDLE_S)
+        idle_per_s = (time.thread_time() - cpu) / (time.perf_counter() - wall)
     assert board is not None
     wanted = {r.name: list(cells(r)) for r in board.rows}
     measured = [s for s in samples[WARMUP_TICKS:] if "cpu_ms" in s][:ticks]
@@ -463,6 +498,7 @@ async def drive_ticks(ctx: Any, boards: list[Any], naive: bool, ticks: int) -> d
 
     for s in measured:
         s["ui_ms"] = s["handler_ms"] + s["paint_ms"]
+        s["busy_ms"] = s["cpu_ms"] - idle_per_s * s["interval_ms"]
     return {
         "ticks": len(measured),
         "rows": len(shown),
@@ -472,6 +508,11 @@ async def drive_ticks(ctx: Any, boards: list[Any], naive: bool, ticks: int) -> d
         "paint_ms": stats("paint_ms"),
         "ui_ms": stats("ui_ms"),
         "ui_cpu_ms": stats("cpu_ms"),
+        "idle_cpu_ms_per_s": idle_per_s * 1000,
+        "busy_ms": stats("busy_ms"),
+        "interval_ms": stats("interval_ms"),
+        "repaints_per_tick": stats("repaints"),
+        "samples": [{k: round(v, 2) for k, v in s.items()} for s in measured],
     }
 
 
@@ -483,18 +524,20 @@ def ticks_main(variant: str, ticks: int) -> dict[str, Any]:
     ctx = build_context()  # CDC_TUI_CONFIG: the bench config
     try:
         base = read_board(ctx)
-        changed = None if variant.endswith("_all") else FEW_ROWS
+        changed = {"few": FEW_ROWS, "all": None, "none": 0}[variant.split("_")[1]]
         boards = tick_boards(base, WARMUP_TICKS + ticks + 30, changed)
         result = asyncio.run(drive_ticks(ctx, boards, variant.startswith("naive"), ticks))
     finally:
         ctx.close()
+    result["board_rows"] = len(base.rows)
     result["changed_rows_per_tick"] = len(base.rows) if changed is None else changed
     result["sources"] = {k: s.reachable for k, s in base.sources.items()}
     return result
 
 
-def cells_main(path: Path) -> None:
-    """The real board's cells as the table baseline app shows them."""
+def cells_main(path: Path, reads: int = 10) -> dict[str, Any]:
+    """Write the real board's cells, as the table baseline app shows them, to `path`; return
+    the time of `reads` more board reads (what the poll worker does off the UI thread)."""
     from cdc_tui.services.board import read_board
     from cdc_tui.services.context import build_context
     from cdc_tui.ui.screens.pipelines import COLUMNS, cells
@@ -502,6 +545,11 @@ def cells_main(path: Path) -> None:
     ctx = build_context()
     try:
         board = read_board(ctx)
+        times = []
+        for _ in range(reads):
+            t = time.perf_counter()
+            read_board(ctx)
+            times.append((time.perf_counter() - t) * 1000)
     finally:
         ctx.close()
     path.write_text(json.dumps({
@@ -509,6 +557,10 @@ def cells_main(path: Path) -> None:
         "rows": [cells(r) for r in board.rows],
         "status": f"{len(board.rows)} pipelines  |  updated {board.taken_at:%H:%M:%S} UTC",
     }))  # fmt: skip
+    reachable = all(s.reachable for s in board.sources.values())
+    return {"read_board_ms": median(times), "read_board_ms_max": max(times),
+            "rows": len(board.rows), "first": board.rows[0].name,
+            "sources": len(board.sources), "sources_reachable": reachable}  # fmt: skip
 
 
 def bench_ticks(env: BenchEnv, ticks: int) -> dict[str, Any]:
@@ -521,9 +573,11 @@ def bench_ticks(env: BenchEnv, ticks: int) -> dict[str, Any]:
             raise RuntimeError(f"ticks {variant} exited {proc.returncode}: {proc.stderr[-2000:]}")
         out[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
         r = out[variant]
-        log(f"console: tick {variant}: handler {r['handler_ms']['median']:.1f} ms, "
-            f"+ repaint {r['ui_ms']['median']:.1f} ms (p95 {r['ui_ms']['p95']:.1f}), "
-            f"UI-thread CPU {r['ui_cpu_ms']['median']:.1f} ms per tick")  # fmt: skip
+        if not r["table_matches_board"] or r["rows"] != r["board_rows"]:
+            raise RuntimeError(f"ticks {variant}: the table does not show the last board")
+        log(f"console: tick {variant}: UI thread busy {r['busy_ms']['median']:.1f} ms "
+            f"(p95 {r['busy_ms']['p95']:.1f}); handler {r['handler_ms']['median']:.1f} ms, "
+            f"repaints {r['paint_ms']['median']:.1f} ms")  # fmt: skip
     return out
 
 
@@ -544,13 +598,14 @@ def bench_console(env: BenchEnv, pipelines: int, runs: int, ticks: int) -> dict[
     log(f"console: {pipelines} pipelines created in {time.perf_counter() - t:.1f} s")
     try:
         tick = bench_ticks(env, ticks)
-        frames = bench_first_frame(env, names, runs)
+        frames = bench_first_frame(env, runs)
     finally:
         drop_pipelines(env, names)
     console, empty, table = frames["console"], frames["empty_app"], frames["table_app"]
     keyed, naive = tick["keyed_few"], tick["naive_few"]
     return {
         "pipelines": pipelines,
+        "pipelines_on_board": frames["board_read"]["rows"],
         "runs": runs,
         "terminal": f"{SIZE[0]}x{SIZE[1]}",
         "polls_before_rss": POLLS_AFTER_FRAME,
@@ -560,10 +615,12 @@ def bench_console(env: BenchEnv, pipelines: int, runs: int, ticks: int) -> dict[
         "baseline_empty_app_s": _med(empty, "first_frame_s"),
         "baseline_table_app_s": _med(table, "first_frame_s"),
         "baseline_list_json_s": median(frames["list_json"]),
+        "baseline_cli_help_s": median(frames["cli_help"]),
         "baseline_import_textual_s": median(frames["import_textual"]),
         "baseline_python_s": median(frames["python"]),
         "cpu_to_first_frame_s": _med(console, "cpu_to_frame_s"),
         "cpu_per_poll_ms": _med(console, "cpu_per_poll_ms"),
+        "read_board_ms": frames["board_read"]["read_board_ms"],
         # RSS
         "rss_mb": max(r["hwm_mb"] for r in console),
         "rss_mb_median": _med(console, "hwm_mb"),
@@ -571,14 +628,20 @@ def bench_console(env: BenchEnv, pipelines: int, runs: int, ticks: int) -> dict[
         "baseline_empty_app_rss_mb": max(r["hwm_mb"] for r in empty),
         "baseline_table_app_rss_mb": max(r["hwm_mb"] for r in table),
         # tick
-        "tick_ms": keyed["ui_ms"]["median"],
-        "tick_ms_p95": keyed["ui_ms"]["p95"],
+        "tick_ms": keyed["busy_ms"]["median"],
+        "tick_ms_p95": keyed["busy_ms"]["p95"],
         "tick_handler_ms": keyed["handler_ms"]["median"],
-        "baseline_naive_tick_ms": naive["ui_ms"]["median"],
-        "baseline_naive_tick_ms_p95": naive["ui_ms"]["p95"],
+        "tick_handler_ms_p95": keyed["handler_ms"]["p95"],
+        "tick_repaint_ms": keyed["paint_ms"]["median"],
+        "baseline_naive_tick_ms": naive["busy_ms"]["median"],
+        "baseline_naive_tick_ms_p95": naive["busy_ms"]["p95"],
         "baseline_naive_handler_ms": naive["handler_ms"]["median"],
-        "tick_all_rows_ms": tick["keyed_all"]["ui_ms"]["median"],
-        "baseline_naive_all_rows_ms": tick["naive_all"]["ui_ms"]["median"],
+        "baseline_naive_repaint_ms": naive["paint_ms"]["median"],
+        "tick_all_rows_ms": tick["keyed_all"]["busy_ms"]["median"],
+        "tick_all_rows_handler_ms": tick["keyed_all"]["handler_ms"]["median"],
+        "baseline_naive_all_rows_ms": tick["naive_all"]["busy_ms"]["median"],
+        "tick_unchanged_ms": tick["keyed_none"]["busy_ms"]["median"],
+        "tick_unchanged_handler_ms": tick["keyed_none"]["handler_ms"]["median"],
         "tick_variants": tick,
         "launches": frames,
     }
@@ -588,6 +651,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["ticks"]:
         print(json.dumps(ticks_main(sys.argv[2], int(sys.argv[3]))))
     elif sys.argv[1:2] == ["cells"]:
-        cells_main(Path(sys.argv[2]))
+        print(json.dumps(cells_main(Path(sys.argv[2]))))
     else:
         sys.exit("usage: console_bench.py ticks VARIANT N | cells PATH  (run.py --only console)")

@@ -69,18 +69,57 @@ def render(r: dict[str, Any]) -> str:
             f"{_f(rss['baseline_rss_before_mb'], '.0f')} before the transaction")  # fmt: skip
         row("1 big transaction apply_s", _f(rss["cdctui_apply_s"], ".1f"),
             f"native {_f(rss['baseline_native_apply_s'], '.1f')}")  # fmt: skip
+    con = b.get("console")
+    if con:
+        _console_rows(con, row)
     p = r.get("parameters", {})
+    console_sizes = ""
+    if con:
+        console_sizes = (
+            f"; console: {_f(p.get('console_pipelines'))} pipelines, {p.get('console_runs')} "
+            f"launches of it and of each baseline (medians), {p.get('console_ticks')} refreshes "
+            "per tick variant"
+        )
     lines += [
         "",
         f"Sizes: full load {_f(p.get('fl_rows'))} rows x {p.get('fl_reps')} reps (medians); "
         f"backlog {_f(p.get('backlog'))} changes x {p.get('backlog_reps')} reps on a "
         f"{_f(p.get('cdc_rows'))}-row table; latency {_f(p.get('rate'))} rows/s for "
         f"{p.get('lat_s')} s in transactions of {p.get('batch')}; one {_f(p.get('big_rows'))}-row "
-        "transaction for RSS.",
+        f"transaction for RSS{console_sizes}.",
     ]
     for name, err in (r.get("errors") or {}).items():
         lines.append(f"\n**{name} failed:** {err}")
     return "\n".join(lines) + "\n"
+
+
+def _console_rows(con: dict[str, Any], row: Any) -> None:
+    lo, hi = con["first_frame_s_range"]
+    row("console.first_frame_s", f"{_f(con['first_frame_s'], '.2f')} s ({_f(lo, '.2f')}-"
+        f"{_f(hi, '.2f')}; CPU {_f(con['cpu_to_first_frame_s'], '.2f')} s)",
+        f"empty Textual app {_f(con['baseline_empty_app_s'], '.2f')} s; the same table in a "
+        f"bare Textual app {_f(con['baseline_table_app_s'], '.2f')} s; `cdc-tui --help` "
+        f"{_f(con['baseline_cli_help_s'], '.2f')} s; `cdc-tui list --json` "
+        f"{_f(con['baseline_list_json_s'], '.2f')} s; `import textual.app` "
+        f"{_f(con['baseline_import_textual_s'], '.2f')} s")  # fmt: skip
+    row("console.tick_ms", f"{_f(con['tick_ms'], '.0f')}, p95 {_f(con['tick_ms_p95'], '.0f')} "
+        f"(show_board {_f(con['tick_handler_ms'], '.1f')}, repaints "
+        f"{_f(con['tick_repaint_ms'], '.0f')})",
+        f"clear()+add_row {_f(con['baseline_naive_tick_ms'], '.0f')}, p95 "
+        f"{_f(con['baseline_naive_tick_ms_p95'], '.0f')} (handler "
+        f"{_f(con['baseline_naive_handler_ms'], '.1f')}, repaints "
+        f"{_f(con['baseline_naive_repaint_ms'], '.0f')})")  # fmt: skip
+    row("console.tick_ms, every row's lag changes", f"{_f(con['tick_all_rows_ms'], '.0f')} "
+        f"(show_board {_f(con['tick_all_rows_handler_ms'], '.1f')})",
+        f"clear()+add_row {_f(con['baseline_naive_all_rows_ms'], '.0f')}")  # fmt: skip
+    row("console.tick_ms, no cell changes", f"{_f(con['tick_unchanged_ms'], '.0f')} "
+        f"(show_board {_f(con['tick_unchanged_handler_ms'], '.1f')})", "")  # fmt: skip
+    row("console.rss_mb", f"{_f(con['rss_mb'], '.0f')} peak (VmHWM) after "
+        f"{con['polls_before_rss']} polls",
+        f"empty Textual app {_f(con['baseline_empty_app_rss_mb'], '.0f')}; the same table in a "
+        f"bare Textual app {_f(con['baseline_table_app_rss_mb'], '.0f')}")  # fmt: skip
+    row("console CPU per 2 s poll, ms", f"{_f(con['cpu_per_poll_ms'])} (whole process)",
+        f"read_board() alone {_f(con['read_board_ms'])} (poll worker)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -192,11 +192,19 @@ class PipelinesScreen(Screen[None]):
                 for (column, _label), old, new in zip(COLUMNS, current, values, strict=True):
                     if old != new:
                         table.update_cell(row.name, column, new)
-            self._order(table)
+            self._order(table, rows)
         self._status_line(len(rows))
 
-    def _order(self, table: DataTable[str]) -> None:
-        """Sort by the chosen column (name by default), keeping the cursor on its pipeline."""
+    def _order(self, table: DataTable[str], rows: list[BoardRow]) -> None:
+        """Sort by the chosen column (name by default), keeping the cursor on its pipeline.
+
+        Sorting repaints every row, so it runs only when the order on screen is wrong (a poll
+        that changes nothing then costs a few ms instead of ~100 ms with 200 pipelines).
+        """
+        index = COLUMN_INDEX[self.sort_column] if self.sort_column is not None else 0
+        wanted = [r.name for r in sorted(rows, key=lambda r: (cells(r)[index], r.name))]
+        if [row.key.value for row in table.ordered_rows] == wanted:
+            return
         selected = None
         if table.row_count:
             selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
