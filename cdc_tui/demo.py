@@ -186,7 +186,7 @@ def run_demo(duration: float | None = None, interval: float = 2.0, *, console: b
         with demo_cluster(base) as cluster:
             ctx = build_context(_write_config(base, cluster), environ=_demo_environ())
             try:
-                _show_pipeline(ctx)
+                _show_pipeline(ctx, console=console)
                 if console:
                     _in_console(ctx, cluster)
                 else:
@@ -198,7 +198,7 @@ def run_demo(duration: float | None = None, interval: float = 2.0, *, console: b
     return 0
 
 
-def _show_pipeline(ctx: AppContext) -> None:
+def _show_pipeline(ctx: AppContext, *, console: bool = False) -> None:
     create_pipeline(
         ctx, name=DEMO_PIPELINE, source="demo_source", target="demo_target", tables=DEMO_TABLES
     )
@@ -214,9 +214,10 @@ def _show_pipeline(ctx: AppContext) -> None:
     wait_for(ctx, DEMO_PIPELINE, "running", pid=pid, timeout_s=120)
     for record in PipelineRepository(ctx.store).logs(DEMO_PIPELINE):
         print(f"  {record.message}")
+    stop_how = "q in the console ends" if console else "Ctrl-C stops"
     print(
-        "Replicating. A writer now changes the source; watch the target follow. "
-        "Ctrl-C stops the demo.",
+        f"Replicating. A writer now changes the source; watch the target follow. "
+        f"{stop_how} the demo.",
         flush=True,
     )
 
