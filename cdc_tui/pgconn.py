@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
 APPLICATION_NAME = "cdc-tui"
@@ -41,3 +44,30 @@ def connect(
     if replication:
         kwargs["replication"] = "database"
     return psycopg.connect(params.url, autocommit=autocommit, **kwargs)
+
+
+def connect_bounded(params: PgParams, timeout_s: float) -> psycopg.Connection[Any]:
+    """Connect like `connect`, but with every wait bounded by `timeout_s` (connect, each
+    statement, a peer that vanished): for probes that must never hang a screen or a form."""
+    kwargs = params.connect_kwargs()
+    whole_s = max(2, math.ceil(timeout_s))
+    # libpq counts connect_timeout in whole seconds, at least 2: round up, never to zero.
+    kwargs["connect_timeout"] = whole_s
+    kwargs["options"] = _with_statement_timeout(params.url, timeout_s)
+    # Keepalives notice a peer that vanished mid-query, which no server-side timeout can.
+    kwargs.update(keepalives=1, keepalives_idle=whole_s, keepalives_interval=1, keepalives_count=2)
+    return psycopg.connect(params.url, autocommit=True, **kwargs)
+
+
+def _with_statement_timeout(url: str, timeout_s: float) -> str:
+    """The session's startup options plus a statement_timeout, set without an extra round trip.
+
+    An `options` keyword replaces the URL's and PGOPTIONS, so those are kept in front of it.
+    """
+    try:
+        given = conninfo_to_dict(url).get("options")
+    except psycopg.Error:
+        given = None
+    base = str(given) if given else os.environ.get("PGOPTIONS", "")
+    setting = f"-c statement_timeout={max(1, round(timeout_s * 1000))}"
+    return f"{base} {setting}".strip()

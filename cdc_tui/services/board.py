@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from cdc_tui.config.connections import strip_password
 from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.status import FullLoadStatus
 from cdc_tui.errors import CdcTuiError
-from cdc_tui.pgconn import PgParams
+from cdc_tui.pgconn import PgParams, connect_bounded
 from cdc_tui.pgerrors import conninfo_password, short_reason
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.status import SlotProbe, health_of
@@ -291,34 +288,8 @@ def _run_probes(
 def _probe_source(params: PgParams, slot_names: list[str], timeout_s: float) -> _SourceProbe:
     """One connection and one query to one source; its failure comes back as a sentence."""
     try:
-        with _connect_bounded(params, timeout_s) as conn:
+        with connect_bounded(params, timeout_s) as conn:
             return _SourceProbe(read_slots(conn, slot_names))
     except psycopg.Error as exc:
         reason = short_reason(exc, [params.password, conninfo_password(params.url)])
         return _SourceProbe({}, f"source unreachable: {reason}")
-
-
-def _connect_bounded(params: PgParams, timeout_s: float) -> psycopg.Connection[Any]:
-    """Connect like `pgconn.connect`, but with every wait bounded by `timeout_s`."""
-    kwargs = params.connect_kwargs()
-    whole_s = max(2, math.ceil(timeout_s))
-    # libpq counts connect_timeout in whole seconds, at least 2: round up, never to zero.
-    kwargs["connect_timeout"] = whole_s
-    kwargs["options"] = _with_statement_timeout(params.url, timeout_s)
-    # Keepalives notice a peer that vanished mid-query, which no server-side timeout can.
-    kwargs.update(keepalives=1, keepalives_idle=whole_s, keepalives_interval=1, keepalives_count=2)
-    return psycopg.connect(params.url, autocommit=True, **kwargs)
-
-
-def _with_statement_timeout(url: str, timeout_s: float) -> str:
-    """The session's startup options plus a statement_timeout, set without an extra round trip.
-
-    An `options` keyword replaces the URL's and PGOPTIONS, so those are kept in front of it.
-    """
-    try:
-        given = conninfo_to_dict(url).get("options")
-    except psycopg.Error:
-        given = None
-    base = str(given) if given else os.environ.get("PGOPTIONS", "")
-    setting = f"-c statement_timeout={max(1, round(timeout_s * 1000))}"
-    return f"{base} {setting}".strip()

@@ -9,10 +9,8 @@ what the servers say comes back as findings.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -29,7 +27,7 @@ from cdc_tui.domain.spec import (
 from cdc_tui.domain.status import Engine
 from cdc_tui.engines.embedded.position import POSITION_SCHEMA
 from cdc_tui.errors import NotAvailableError, SourceError, UsageError
-from cdc_tui.pgconn import PgParams
+from cdc_tui.pgconn import PgParams, connect_bounded
 from cdc_tui.pgerrors import conninfo_password, describe_endpoint, short_reason
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.pipelines import create_pipeline
@@ -93,7 +91,6 @@ SELECT n.nspname::text,
 """
 
 # Bounds the catalog query on a slow or hung server; set as a parameter, never formatted in.
-STATEMENT_TIMEOUT_QUERY = "SELECT pg_catalog.set_config('statement_timeout', %(ms)s, false)"
 
 
 @dataclass(frozen=True)
@@ -170,7 +167,7 @@ def source_catalog(ctx: AppContext, source: str, *, timeout_s: float = 5.0) -> l
     ref = _source_ref(ctx, source)
     params = ctx.pg_params(ref, application_name=APPLICATION_NAME)
     try:
-        with _connect_bounded(params, timeout_s) as conn:
+        with connect_bounded(params, timeout_s) as conn:
             rows = conn.execute(SOURCE_CATALOG_QUERY, {"excluded": list(EXCLUDED_SCHEMAS)})
             return [
                 CatalogTable(
@@ -278,20 +275,3 @@ def _validate(ctx: AppContext, draft: Draft) -> tuple[ConnectionRef, ConnectionR
             f"with `cdc-tui drop {draft.name}`."
         )
     return source, target
-
-
-def _connect_bounded(params: PgParams, timeout_s: float) -> psycopg.Connection[Any]:
-    """Connect, then bound the session's statements, so neither waits much past `timeout_s`."""
-    kwargs = params.connect_kwargs()
-    whole_s = max(2, math.ceil(timeout_s))
-    # libpq counts connect_timeout in whole seconds, at least 2: round up, never to zero.
-    kwargs["connect_timeout"] = whole_s
-    # Keepalives notice a peer that vanished mid-query, which no server-side timeout can.
-    kwargs.update(keepalives=1, keepalives_idle=whole_s, keepalives_interval=1, keepalives_count=2)
-    conn = psycopg.connect(params.url, autocommit=True, **kwargs)
-    try:
-        conn.execute(STATEMENT_TIMEOUT_QUERY, {"ms": str(max(1, round(timeout_s * 1000)))})
-    except BaseException:
-        conn.close()
-        raise
-    return conn
