@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -20,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from cdc_tui.domain.spec import TableRef
-from cdc_tui.errors import OperationError
+from cdc_tui.errors import CdcTuiError, OperationError
 from cdc_tui.localpg import LocalCluster, PgBinaries, find_binaries
 from cdc_tui.services.context import AppContext, build_context
 from cdc_tui.services.control import start_pipeline, stop_pipeline, wait_for
@@ -181,6 +182,7 @@ def run_demo(duration: float | None = None, interval: float = 2.0, *, console: b
     (or `duration` seconds)."""
     base = Path(tempfile.mkdtemp(prefix="cdc-tui-demo-"))
     out = sys.stdout
+    _interrupt_on_hangup()
     try:
         print(f"Starting an embedded PostgreSQL in {base} ...", file=out, flush=True)
         with demo_cluster(base) as cluster:
@@ -191,11 +193,35 @@ def run_demo(duration: float | None = None, interval: float = 2.0, *, console: b
                     _in_console(ctx, cluster)
                 else:
                     _stream_status(ctx, cluster, duration, interval)
+            except KeyboardInterrupt:
+                print("Stopping the demo.", flush=True)
             finally:
+                # The runner is detached on purpose; the demo owns its cluster, so it stops the
+                # runner first, whenever it was started.
+                _stop_runner(ctx)
                 ctx.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def _stop_runner(ctx: AppContext) -> None:
+    try:
+        stop_pipeline(ctx, DEMO_PIPELINE, wait=True, timeout_s=30)
+    except CdcTuiError as exc:  # never created or never started: nothing to stop
+        print(f"(the demo pipeline had no runner to stop: {exc.message})", file=sys.stderr)
+
+
+def _interrupt_on_hangup() -> None:
+    """SIGTERM and SIGHUP (a lost SSH session) end the demo like Ctrl-C, so it still removes its
+    cluster and stops its runner instead of leaving them behind."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, interrupt)
 
 
 def _show_pipeline(ctx: AppContext, *, console: bool = False) -> None:
@@ -233,8 +259,6 @@ def _in_console(ctx: AppContext, cluster: LocalCluster) -> None:
     finally:
         writer.stopped.set()
         writer.join(timeout=5)
-        # The runner is detached on purpose; the demo owns its cluster, so it stops it first.
-        stop_pipeline(ctx, DEMO_PIPELINE, wait=True, timeout_s=30)
 
 
 def _stream_status(
@@ -248,10 +272,6 @@ def _stream_status(
             print(_status_line(ctx, cluster, writer), flush=True)
             remaining = interval if deadline is None else deadline - time.monotonic()
             time.sleep(max(0.0, min(interval, remaining)))
-    except KeyboardInterrupt:
-        print("Stopping the demo.")
     finally:
         writer.stopped.set()
         writer.join(timeout=5)
-        # The runner is detached on purpose; the demo owns its cluster, so it stops it first.
-        stop_pipeline(ctx, DEMO_PIPELINE, wait=True, timeout_s=30)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 CDC_TUI = str(Path(sys.executable).parent / "cdc-tui")
@@ -36,12 +38,46 @@ def test_demo_runs_and_removes_its_cluster(tmp_path: Path) -> None:
     changes = [int(m) for m in re.findall(r"writer: (\d+) changes", out)]
     assert changes[-1] > 0, "the writer made no change"
     assert not list(tmp_path.glob("cdc-tui-demo-*")), "the demo left its directory behind"
+    assert leftover_runners(tmp_path) == [], "the demo left its runner running"
+
+
+def leftover_runners(tmp_path: Path) -> list[str]:
+    """Processes (runner, embedded PostgreSQL) still running from the demo's directory."""
     leftovers = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue  # the process ended while we looked
-        if str(tmp_path) in cmdline and "run" in cmdline:
+        if str(tmp_path) in cmdline and ("run" in cmdline or "postgres" in cmdline):
             leftovers.append(cmdline.replace("\0", " "))
-    assert leftovers == [], "the demo left its runner running"
+    return leftovers
+
+
+def test_a_terminated_demo_still_removes_everything(tmp_path: Path) -> None:
+    """SIGTERM (or SIGHUP, a lost SSH session) ends the demo like Ctrl-C: nothing is left."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDC_TUI_")}
+    env["HOME"] = str(tmp_path)
+    env["TMPDIR"] = str(tmp_path)
+    proc = subprocess.Popen(
+        [CDC_TUI, "demo", "--no-console", "--interval", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 180
+        seen = ""
+        while "status=RUNNING" not in seen and time.monotonic() < deadline:
+            seen += proc.stdout.readline()
+        assert "status=RUNNING" in seen, seen
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Stopping the demo." in out, err
+    assert not list(tmp_path.glob("cdc-tui-demo-*")), "the demo left its directory behind"
+    assert leftover_runners(tmp_path) == [], "the demo left processes behind"
