@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import sql
 
 from cdc_tui.config.connections import resolve_connection
 from cdc_tui.domain.connection import ConnectionRef
@@ -31,6 +32,7 @@ from cdc_tui.pgconn import PgParams, connect_bounded
 from cdc_tui.pgerrors import conninfo_password, describe_endpoint, short_reason
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.pipelines import create_pipeline
+from cdc_tui.sources.postgres.catalog import PRIMARY_KEY_COLUMNS
 from cdc_tui.sources.postgres.preflight import run_source_preflight
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import PipelineRepository
@@ -48,7 +50,7 @@ EXCLUDED_SCHEMAS = ("information_schema", POSITION_SCHEMA)
 # not use. A partitioned root's row estimate is the sum of its leaves' (NULL when none of them
 # was ever analyzed); a replica identity index that was dropped leaves PostgreSQL behaving as
 # NOTHING, which is what is reported then. Sorted by byte order, like TableRef.
-SOURCE_CATALOG_QUERY = """
+SOURCE_CATALOG_QUERY = sql.SQL("""
 SELECT n.nspname::text,
        c.relname::text,
        c.relkind = 'p',
@@ -71,13 +73,7 @@ SELECT n.nspname::text,
             WHEN c.reltuples < 0 THEN NULL
             ELSE c.reltuples::int8
        END,
-       ARRAY(SELECT a.attname::text
-               FROM pg_catalog.pg_index AS i
-               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-               JOIN pg_catalog.pg_attribute AS a
-                 ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-              WHERE i.indrelid = c.oid AND i.indisprimary
-              ORDER BY k.ord)
+       {primary_key}
   FROM pg_catalog.pg_class AS c
   JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p')
@@ -88,9 +84,7 @@ SELECT n.nspname::text,
    AND has_schema_privilege(n.oid, 'USAGE')
    AND has_table_privilege(c.oid, 'SELECT')
  ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
-"""
-
-# Bounds the catalog query on a slow or hung server; set as a parameter, never formatted in.
+""").format(primary_key=PRIMARY_KEY_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from cdc_tui.domain.spec import TableRef
 
@@ -29,8 +30,17 @@ class TypeKind(StrEnum):
     ARRAY = "a"
 
 
+# The primary-key columns of pg_class row `c`, in key order (empty without a key).
+PRIMARY_KEY_COLUMNS = sql.SQL("""ARRAY(SELECT a.attname::text
+               FROM pg_catalog.pg_index AS i
+               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_catalog.pg_attribute AS a
+                 ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+              WHERE i.indrelid = c.oid AND i.indisprimary
+              ORDER BY k.ord)""")
+
 # Tables by exact (schema, name); a view or sequence of that name is reported as missing.
-TABLES_QUERY = """
+TABLES_QUERY = sql.SQL("""
 WITH wanted AS (
     SELECT w.schema_name, w.table_name
       FROM unnest(%(schemas)s::text[], %(names)s::text[]) AS w(schema_name, table_name)
@@ -48,13 +58,7 @@ SELECT w.schema_name,
               WHERE pt.isleaf)
        ELSE CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::int8 END
        END,
-       ARRAY(SELECT a.attname::text
-               FROM pg_catalog.pg_index AS i
-               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-               JOIN pg_catalog.pg_attribute AS a
-                 ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-              WHERE i.indrelid = c.oid AND i.indisprimary
-              ORDER BY k.ord),
+       {primary_key},
        ARRAY(SELECT a.attname::text
                FROM pg_catalog.pg_index AS i
                CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -79,7 +83,7 @@ SELECT w.schema_name,
   JOIN pg_catalog.pg_namespace AS n ON n.nspname = w.schema_name
   JOIN pg_catalog.pg_class AS c
     ON c.relnamespace = n.oid AND c.relname = w.table_name AND c.relkind IN ('r', 'p')
-"""
+""").format(primary_key=PRIMARY_KEY_COLUMNS)
 
 # Columns of all found tables; `chain` walks domains down to the type they are built on.
 COLUMNS_QUERY = """
