@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from cdc_tui.cli import main
+from cdc_tui.startup import main
 
 sys.exit(main())

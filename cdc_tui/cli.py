@@ -1,7 +1,8 @@
 """The `cdc-tui` command line: the verbs and exit codes of DESIGN §7.
 
 Exit codes: 0 done, 1 the operation failed, 2 usage or configuration error. Errors go to stderr
-as one sentence; `--json` output goes to stdout only.
+as one sentence; `--json` output goes to stdout only. Each verb imports the services it uses,
+so a verb (and the console) loads only its own code.
 """
 
 from __future__ import annotations
@@ -12,29 +13,16 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cdc_tui import __version__
-from cdc_tui.cli_output import findings_text, print_json, status_text, table, validation_text
-from cdc_tui.domain.findings import has_errors
-from cdc_tui.domain.spec import parse_table_list
 from cdc_tui.domain.status import Engine, Mode
 from cdc_tui.errors import CdcTuiError
 from cdc_tui.logging_setup import configure_logging
 from cdc_tui.services.context import AppContext, build_context
-from cdc_tui.services.control import (
-    drop_pipeline_everywhere,
-    resync_pipeline,
-    start_pipeline,
-    stop_pipeline,
-    wait_for,
-)
-from cdc_tui.services.pipelines import create_pipeline, list_pipelines
-from cdc_tui.services.plan import plan_pipeline
-from cdc_tui.services.preflight import check_pipeline
-from cdc_tui.services.status import status_document, summary_document
-from cdc_tui.services.validate import validate_pipeline
-from cdc_tui.store.records import PipelineRecord
-from cdc_tui.store.repositories import LeaseRepository
+
+if TYPE_CHECKING:
+    from cdc_tui.store.records import PipelineRecord
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +32,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _cmd_create(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.cli_output import print_json
+    from cdc_tui.domain.spec import parse_table_list
+    from cdc_tui.services.pipelines import create_pipeline
+    from cdc_tui.services.status import summary_document
+
     record = create_pipeline(
         ctx,
         name=args.name,
@@ -66,6 +59,11 @@ def _cmd_create(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.cli_output import print_json, table
+    from cdc_tui.services.pipelines import list_pipelines
+    from cdc_tui.services.status import summary_document
+    from cdc_tui.store.repositories import LeaseRepository
+
     now = datetime.now(UTC)
     leases = LeaseRepository(ctx.store)
     docs = [summary_document(p, leases.get(p.name), now) for p in list_pipelines(ctx)]
@@ -81,6 +79,9 @@ def _cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_status(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.cli_output import print_json, status_text
+    from cdc_tui.services.status import status_document
+
     doc = status_document(ctx, args.name)
     if args.json:
         print_json(doc)
@@ -90,6 +91,10 @@ def _cmd_status(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_check(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.cli_output import findings_text, print_json
+    from cdc_tui.domain.findings import has_errors
+    from cdc_tui.services.preflight import check_pipeline
+
     pipeline, findings = check_pipeline(ctx, args.name)
     failed = has_errors(findings)
     if args.json:
@@ -113,6 +118,9 @@ def _cmd_check(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.cli_output import print_json
+    from cdc_tui.services.plan import plan_pipeline
+
     result = plan_pipeline(ctx, args.name)
     if args.json:
         print_json({"name": args.name, **result.to_json()})
@@ -122,6 +130,8 @@ def _cmd_plan(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_drop(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.services.control import drop_pipeline_everywhere
+
     done = drop_pipeline_everywhere(ctx, args.name)
     print(f"Pipeline {args.name} dropped" + (f" ({'; '.join(done)})." if done else "."))
     return EXIT_OK
@@ -136,6 +146,8 @@ def _print_progress(pipeline: PipelineRecord) -> None:
 
 
 def _cmd_start(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.services.control import start_pipeline, wait_for
+
     pid = start_pipeline(ctx, args.name)
     print(f"Started the runner of {args.name} (pid {pid}).", flush=True)
     if args.wait:
@@ -145,6 +157,8 @@ def _cmd_start(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_stop(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.services.control import stop_pipeline
+
     stopped = stop_pipeline(ctx, args.name, wait=args.wait, timeout_s=args.timeout)
     if stopped:
         print(f"Pipeline {args.name} is stopped.")
@@ -154,6 +168,8 @@ def _cmd_stop(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_resync(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.services.control import resync_pipeline
+
     done = resync_pipeline(ctx, args.name, args.table)
     print(f"Resync of {args.name} started: {'; '.join(done)}.")
     return EXIT_OK
@@ -169,6 +185,9 @@ def _cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.cli_output import print_json, validation_text
+    from cdc_tui.services.validate import validate_pipeline
+
     report = validate_pipeline(ctx, args.name)
     if args.json:
         print_json({"name": args.name, **report.to_json()})
@@ -185,9 +204,14 @@ def _cmd_validate(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_console(ctx: AppContext, args: argparse.Namespace) -> int:
-    from cdc_tui.ui.app import run_console  # only the console imports Textual (DESIGN §9)
+    from cdc_tui.services.board import prefetched_reader
+    from cdc_tui.startup import paused_gc
 
-    return run_console(ctx, read_only=True if args.read_only else None)
+    # The first board is read while Textual loads, so the first frame already shows it.
+    reader = prefetched_reader(ctx)
+    with paused_gc():
+        from cdc_tui.ui.app import run_console  # only the console imports Textual (DESIGN §9)
+    return run_console(ctx, read_only=True if args.read_only else None, reader=reader)
 
 
 def _cmd_demo(ctx: AppContext, args: argparse.Namespace) -> int:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,6 +133,35 @@ def last_error_short(last_error: str | None, width: int = LAST_ERROR_WIDTH) -> s
     if len(line) <= width:
         return line
     return line[: width - 1].rstrip() + "…"
+
+
+def prefetched_reader(ctx: AppContext) -> Callable[[], Board]:
+    """A board reader whose first board is read now, in a thread, while the caller starts up.
+
+    The first call returns that board (waiting for it if need be, and raising what it raised);
+    later calls read a fresh board.
+    """
+    outcome: list[Board | Exception] = []
+
+    def read_first() -> None:
+        try:
+            outcome.append(read_board(ctx))
+        except Exception as exc:  # noqa: BLE001 - the first caller raises it
+            outcome.append(exc)
+
+    pending = [threading.Thread(target=read_first, name="board-prefetch", daemon=True)]
+    pending[0].start()
+
+    def reader() -> Board:
+        if not pending:
+            return read_board(ctx)
+        pending.pop().join()
+        result = outcome.pop()
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    return reader
 
 
 def read_board(

@@ -55,7 +55,12 @@ class CdcTuiApp(App[None]):
             self.push_screen(ErrorModal(f"Unexpected error in {event.worker.name}", repr(error)))
 
 
-def run_console(ctx: AppContext, *, read_only: bool | None = None) -> int:
+def run_console(
+    ctx: AppContext,
+    *,
+    read_only: bool | None = None,
+    reader: Callable[[], Board] | None = None,
+) -> int:
     """Run the console until the user quits; 0 on a normal exit."""
-    CdcTuiApp(ctx, read_only=read_only).run()
+    CdcTuiApp(ctx, read_only=read_only, reader=reader).run()
     return 0

@@ -19,7 +19,8 @@ from cdc_tui.ui.screens.error import ErrorModal, ReportModal
 from cdc_tui.ui.screens.help import HelpScreen
 from cdc_tui.ui.screens.new_pipeline import NewPipelineScreen
 from cdc_tui.ui.screens.pipeline import PipelineScreen
-from cdc_tui.ui.screens.pipelines import PipelinesScreen
+from cdc_tui.ui.screens.pipelines import COLUMN_INDEX, PipelinesScreen
+from cdc_tui.ui.widgets.board_table import BoardTable
 from tests.integration.runner_support import (
     Cli,
     create_pipeline,
@@ -64,17 +65,17 @@ async def until(
         await pilot.pause(0.2)
 
 
-def table_of(app: CdcTuiApp) -> DataTable[str]:
+def table_of(app: CdcTuiApp) -> BoardTable:
     screen = app.screen
     assert isinstance(screen, PipelinesScreen)
-    return screen.query_one(DataTable)
+    return screen.query_one(BoardTable)
 
 
 def row_status(app: CdcTuiApp) -> str | None:
     table = table_of(app)
-    if NAME not in [k.value for k in table.rows]:
+    if NAME not in table.keys:
         return None
-    return str(table.get_cell(NAME, "status"))
+    return table.row(NAME)[COLUMN_INDEX["status"]]
 
 
 async def test_start_then_stop_from_the_keyboard(
@@ -179,7 +180,7 @@ async def test_help_lists_every_binding_with_its_id_and_filter_narrows(
         await pilot.press("escape")
         await pilot.press("slash", *"oth")
         await until(pilot, lambda: table_of(app).row_count == 1, "the filtered row")
-        assert [k.value for k in table_of(app).rows] == ["other"]
+        assert table_of(app).keys == ["other"]
         await pilot.press("escape")
         await until(pilot, lambda: table_of(app).row_count == 2, "both rows again")
 

@@ -10,29 +10,22 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets import Footer, Header, Input, Static
 
-from cdc_tui.cli_output import validation_text
 from cdc_tui.errors import CdcTuiError
 from cdc_tui.services.board import Board, BoardRow, read_board
 from cdc_tui.services.context import AppContext
-from cdc_tui.services.control import (
-    drop_pipeline_everywhere,
-    resync_pipeline,
-    start_pipeline,
-    stop_pipeline,
-)
-from cdc_tui.services.validate import validate_pipeline
 from cdc_tui.ui.formatting import human_bytes, human_seconds, percent
 from cdc_tui.ui.messages import ActionFinished, BoardUpdated, PollFailed, ValidationDone
 from cdc_tui.ui.screens.confirm import ConfirmModal, TypeNameModal
 from cdc_tui.ui.screens.error import ErrorModal, ReportModal
 from cdc_tui.ui.screens.help import HelpScreen, binding_rows
-from cdc_tui.ui.screens.new_pipeline import NewPipelineScreen
-from cdc_tui.ui.screens.pipeline import PipelineScreen
+from cdc_tui.ui.widgets.board_table import BoardTable
 
 log = logging.getLogger(__name__)
+
+# The services and screens that only actions need are imported where they are used, so they
+# load after the first frame instead of before it (about 0.1 s of the console's start).
 
 # (column key, header): the row key is the pipeline name, so updates never move the cursor.
 # What a DBA scans first comes first, so an 80-column terminal shows status and health.
@@ -53,8 +46,24 @@ COLUMN_INDEX = {key: i for i, (key, _label) in enumerate(COLUMNS)}
 # `o` cycles through these sort columns, then back to the name order.
 SORT_CYCLE: tuple[str | None, ...] = (None, "status", "health", "cdc", "lag_bytes")
 # Actions that change a pipeline: hidden and refused in read-only mode.
+# Text that deserves a colour on the board (NO_COLOR keeps only the bold of "bad").
+TONES: dict[str, dict[str, str]] = {
+    "status": {"RUNNING": "good", "STARTING": "warn", "STOPPING": "warn", "ERROR": "bad"},
+    "health": {"healthy": "good", "degraded": "warn", "failed": "bad"},
+    "cdc": {"RUNNING": "good", "RECONNECTING": "warn", "FAILED": "bad"},
+}
 MUTATING = frozenset({"start", "stop", "restart", "resync", "drop", "new"})
 STOP_TIMEOUT_S = 120.0
+
+
+def tone(column: str, text: str) -> str | None:
+    """The colour class of one cell: good, warn or bad (a stale health is always warn)."""
+    tones = TONES.get(column)
+    if tones is None:
+        return "bad" if column == "full_load" and text == "FAILED" else None
+    if text.endswith(" (stale)"):
+        return "warn"
+    return tones.get(text)
 
 
 def cells(row: BoardRow) -> tuple[str, ...]:
@@ -119,17 +128,15 @@ class PipelinesScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="filter: part of a name or status", id="filter", classes="hidden")
-        table: DataTable[str] = DataTable(id="pipelines", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
-        yield Static("", id="board-status")
+        yield BoardTable(COLUMNS, toner=tone, id="pipelines")
+        # Plain text: a filter or an error message must not be read as markup.
+        yield Static("", id="board-status", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = "cdc-tui" + ("  [read-only]" if self.read_only else "")
         self.sub_title = "pipelines"
-        self.query_one(DataTable).focus()
+        self.query_one(BoardTable).focus()
         self.poll()
 
     # -- polling ----------------------------------------------------------------------------
@@ -153,7 +160,7 @@ class PipelinesScreen(Screen[None]):
 
     @on(PollFailed)
     def poll_failed(self, message: PollFailed) -> None:
-        self.query_one("#board-status", Static).update(f"{message.title}: {message.text}")
+        self._set_status(f"{message.title}: {message.text}")
         self.set_timer(self.refresh_s, self.poll)
 
     def _announce_sources(self, board: Board) -> None:
@@ -174,44 +181,14 @@ class PipelinesScreen(Screen[None]):
         return rows
 
     def refill(self) -> None:
-        """Update the table by row key: change only cells that differ, keep the cursor."""
-        table = self.query_one(DataTable)
+        """Show the visible rows in the chosen order (name by default); the table repaints only
+        the rows whose text changed and keeps the cursor on its pipeline."""
         rows = self.visible_rows()
-        wanted = [r.name for r in rows]
-        with self.app.batch_update():
-            keep = set(wanted)
-            for key in [k for k in table.rows if k.value not in keep]:
-                table.remove_row(key)
-            for row in rows:
-                values = cells(row)
-                try:
-                    current = table.get_row(row.name)
-                except RowDoesNotExist:
-                    table.add_row(*values, key=row.name)
-                    continue
-                for (column, _label), old, new in zip(COLUMNS, current, values, strict=True):
-                    if old != new:
-                        table.update_cell(row.name, column, new)
-            self._order(table, rows)
-        self._status_line(len(rows))
-
-    def _order(self, table: DataTable[str], rows: list[BoardRow]) -> None:
-        """Sort by the chosen column (name by default), keeping the cursor on its pipeline.
-
-        Sorting repaints every row, so it runs only when the order on screen is wrong (a poll
-        that changes nothing then costs a few ms instead of ~100 ms with 200 pipelines).
-        """
         index = COLUMN_INDEX[self.sort_column] if self.sort_column is not None else 0
-        wanted = [r.name for r in sorted(rows, key=lambda r: (cells(r)[index], r.name))]
-        if [row.key.value for row in table.ordered_rows] == wanted:
-            return
-        selected = None
-        if table.row_count:
-            selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        columns = [self.sort_column] if self.sort_column is not None else []
-        table.sort(*columns, "name")
-        if selected is not None and selected in table.rows:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        shown = [(row.name, cells(row)) for row in rows]
+        shown.sort(key=lambda item: (item[1][index], item[0]))
+        self.query_one(BoardTable).set_rows(shown)
+        self._status_line(len(rows))
 
     def _status_line(self, shown: int) -> None:
         board = self.board
@@ -222,7 +199,11 @@ class PipelinesScreen(Screen[None]):
             parts.append(f"filter: {self.filter_text}")
         if board is not None:
             parts.append(f"updated {board.taken_at:%H:%M:%S} UTC")
-        self.query_one("#board-status", Static).update("  |  ".join(parts))
+        self._set_status("  |  ".join(parts))
+
+    def _set_status(self, text: str) -> None:
+        # One line of fixed height: no layout pass (it cost the whole screen a reflow per poll).
+        self.query_one("#board-status", Static).update(text, layout=False)
 
     # -- filter, sort, help -----------------------------------------------------------------
 
@@ -238,14 +219,14 @@ class PipelinesScreen(Screen[None]):
 
     @on(Input.Submitted, "#filter")
     def filter_done(self, _event: Input.Submitted) -> None:
-        self.query_one(DataTable).focus()
+        self.query_one(BoardTable).focus()
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.value = ""
         box.add_class("hidden")
         self.filter_text = ""
-        self.query_one(DataTable).focus()
+        self.query_one(BoardTable).focus()
         self.refill()
 
     def action_sort(self) -> None:
@@ -260,10 +241,12 @@ class PipelinesScreen(Screen[None]):
 
     def action_open(self) -> None:
         if (name := self.selected()) is not None:
+            from cdc_tui.ui.screens.pipeline import PipelineScreen
+
             self.app.push_screen(PipelineScreen(self.ctx, name, refresh_s=self.refresh_s))
 
-    @on(DataTable.RowSelected, "#pipelines")
-    def row_selected(self, _event: DataTable.RowSelected) -> None:
+    @on(BoardTable.RowActivated, "#pipelines")
+    def row_activated(self, _event: BoardTable.RowActivated) -> None:
         self.action_open()
 
     # -- actions ----------------------------------------------------------------------------
@@ -273,12 +256,10 @@ class PipelinesScreen(Screen[None]):
         return not (self.read_only and action in MUTATING)
 
     def selected(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
+        key = self.query_one(BoardTable).cursor_key
+        if key is None:
             self.notify("No pipeline selected.", severity="warning")
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return str(key) if key is not None else None
+        return key
 
     def action_start(self) -> None:
         if (name := self.selected()) is not None:
@@ -300,6 +281,8 @@ class PipelinesScreen(Screen[None]):
     def action_resync(self) -> None:
         if (name := self.selected()) is None:
             return
+        from cdc_tui.services.control import resync_pipeline
+
         question = (f"Resync {name}? This drops its slot, empties its target tables and copies "
                     "everything again.")  # fmt: skip
 
@@ -312,6 +295,8 @@ class PipelinesScreen(Screen[None]):
     def action_drop(self) -> None:
         if (name := self.selected()) is None:
             return
+        from cdc_tui.services.control import drop_pipeline_everywhere
+
         question = (f"Drop {name}: its runner stops, its slot and publication are dropped and it "
                     "is forgotten (target tables stay). Type its name to confirm.")  # fmt: skip
 
@@ -327,6 +312,8 @@ class PipelinesScreen(Screen[None]):
                 self.notify(f"Pipeline {name} created; s starts it.", title="new pipeline")
                 self.poll()
 
+        from cdc_tui.ui.screens.new_pipeline import NewPipelineScreen
+
         self.app.push_screen(NewPipelineScreen(self.ctx), created)
 
     def action_validate(self) -> None:
@@ -336,6 +323,9 @@ class PipelinesScreen(Screen[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _validate(self, name: str) -> None:
+        from cdc_tui.cli_output import validation_text
+        from cdc_tui.services.validate import validate_pipeline
+
         try:
             report = validate_pipeline(self.ctx, name)
         except CdcTuiError as exc:
@@ -374,6 +364,8 @@ class PipelinesScreen(Screen[None]):
 
 
 def _start(ctx: AppContext, name: str) -> str:
+    from cdc_tui.services.control import start_pipeline
+
     return f"runner started (pid {start_pipeline(ctx, name)})"
 
 
@@ -382,5 +374,7 @@ def _joined(done: list[str]) -> str:
 
 
 def _stop(ctx: AppContext, name: str) -> str:
+    from cdc_tui.services.control import stop_pipeline
+
     stopped = stop_pipeline(ctx, name, wait=True, timeout_s=STOP_TIMEOUT_S)
     return "stopped" if stopped else f"still stopping after {STOP_TIMEOUT_S:g} s"

@@ -1,0 +1,1 @@
+"""Widgets of the console that Textual does not ship."""
