@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
 from textual.worker import Worker, WorkerState
@@ -17,6 +17,9 @@ from cdc_tui.services.board import Board
 from cdc_tui.services.context import AppContext
 from cdc_tui.ui.screens.error import ErrorModal
 from cdc_tui.ui.screens.pipelines import PipelinesScreen
+
+if TYPE_CHECKING:
+    from cdc_tui.ui.screens.pipeline import DetailReader
 
 
 class CdcTuiApp(App[None]):
@@ -31,10 +34,12 @@ class CdcTuiApp(App[None]):
         *,
         read_only: bool | None = None,
         reader: Callable[[], Board] | None = None,
+        detail_reader: DetailReader | None = None,
     ) -> None:
         super().__init__()
         self.ctx = ctx
         self.reader = reader
+        self.detail_reader = detail_reader
         console = ctx.settings.console
         self.read_only = console.read_only if read_only is None else read_only
         self.refresh_s = console.refresh_interval
@@ -44,7 +49,11 @@ class CdcTuiApp(App[None]):
             self.set_keymap(dict(self.ctx.settings.console.keys))
         self.push_screen(
             PipelinesScreen(
-                self.ctx, refresh_s=self.refresh_s, read_only=self.read_only, reader=self.reader
+                self.ctx,
+                refresh_s=self.refresh_s,
+                read_only=self.read_only,
+                reader=self.reader,
+                detail_reader=self.detail_reader,
             )
         )
 

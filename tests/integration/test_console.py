@@ -203,6 +203,9 @@ async def test_pipeline_screen_shows_overview_tables_logs_slot_and_history(
         await until(pilot, lambda: "Handoff LSN" in overview(), "the overview")
         handoff = cli.status(NAME)["full_load"]["lsn"]
         assert handoff and handoff in overview()
+        record = PipelineRepository(ctx.store).get(NAME)
+        assert "Settings" in overview() and record.slot_name in overview()
+        assert "shop.customers" in overview()
         step1 = screen.query_one("#log-1", Log)
         await until(pilot, lambda: any("Step 1" in line for line in step1.lines), "Step 1 log")
         tables = screen.query_one("#tables-table", DataTable)

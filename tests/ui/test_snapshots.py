@@ -16,8 +16,10 @@ import pytest
 
 from cdc_tui.services.board import Board, BoardRow, SourceState
 from cdc_tui.services.context import AppContext, build_context
+from cdc_tui.store.records import EventKind, EventRecord, LogRecord
 from cdc_tui.ui.app import CdcTuiApp
 from cdc_tui.ui.screens.error import ErrorModal
+from cdc_tui.ui.screens.pipeline import Detail
 
 AT = datetime(2026, 11, 23, 9, 30, 0, tzinfo=UTC)
 SIZES = [(80, 24), (120, 40)]
@@ -72,6 +74,58 @@ BOARD = Board(
 )
 
 
+def _log(i: int, step: int, message: str, level: str = "INFO") -> LogRecord:
+    return LogRecord(i, step, level, AT, message)
+
+
+def _event(i: int, field: str | None, old: str | None, new: str | None, why: str) -> EventRecord:
+    kind = EventKind.TRANSITION if field else EventKind.ACTION
+    return EventRecord(i, "billing", AT, kind, field, None, old, new, why, "cli:dba@db-admin-1")
+
+
+# What the pipeline screen shows for "billing": a full load half done, its slot lagging.
+DETAIL = Detail(
+    document={
+        "name": "billing", "engine": "embedded", "mode": "full_load_and_cdc",
+        "status": "RUNNING", "full_load_status": "IN_PROGRESS", "cdc_status": "NOT_STARTED",
+        "health": "degraded", "health_reasons": ["slot lag 1.2 GB is above 1.0 GB"],
+        "updated_at": "2026-11-23T09:30:00Z",
+        "full_load": {"lsn": "0/1553E40", "started_at": "2026-11-23T09:12:00Z",
+                      "completed_at": None,
+                      "tables": [
+                          {"table": "public.invoices", "state": "COMPLETED",
+                           "rows_copied": 1_200_000, "rows_estimated": 1_200_000},
+                          {"table": 'shop."Order Items"', "state": "COPYING",
+                           "rows_copied": 420_000, "rows_estimated": 1_000_000},
+                          {"table": "public.payments", "state": "PENDING",
+                           "rows_copied": 0, "rows_estimated": 350_000}]},
+        "slot": {"name": "cdc_tui_billing", "exists": True, "active": False,
+                 "active_pid": None, "wal_status": "extended", "safe_wal_size": 10_485_760,
+                 "restart_lsn": "0/1553E40", "confirmed_flush_lsn": "0/1553E40",
+                 "retained_bytes": 1_288_490_188, "lag_bytes": 1_288_490_188},
+        "cdc": {"applied_lsn": None, "lag_seconds": None, "changes_applied": 0,
+                "last_applied_at": None},
+        "connectors": [],
+        "runner": {"pid": 4242, "host": "db-admin-1", "heartbeat_at": "2026-11-23T09:29:58Z",
+                   "heartbeat_recent": True},
+        "last_error": None,
+    },
+    settings=(("Source", "postgresql://cdc_reader@db1.example:5432/shop  (password from $SRC_PW)"),
+              ("Target", "postgresql://cdc_writer@dw.example:5432/mirror"),
+              ("Tables", 'public.invoices, shop."Order Items", public.payments'),
+              ("Target schema", "(as on the source)"), ("Slot", "cdc_tui_billing"),
+              ("Publication", "cdc_tui_billing"), ("Generation", "1")),
+    logs=[_log(1, 0, "created 3 tables in mirror"),
+          _log(2, 1, "slot cdc_tui_billing created at 0/1553E40 with an exported snapshot"),
+          _log(3, 1, "public.invoices: 1,200,000 rows copied in 41.2 s"),
+          _log(4, 1, 'shop."Order Items": 420,000 of ~1,000,000 rows [red]copied[/red]'),
+          _log(5, 1, "public.payments: waiting for a worker", "DEBUG")],
+    events=[_event(3, "full_load_status", "NOT_STARTED", "IN_PROGRESS", "step 1 began"),
+            _event(2, "status", "STARTING", "RUNNING", "runner claimed the lease"),
+            _event(1, None, None, None, "start requested")],
+)  # fmt: skip
+
+
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[AppContext]:
     config = tmp_path / "config.toml"
@@ -86,7 +140,9 @@ def ctx(tmp_path: Path) -> Iterator[AppContext]:
 
 
 def app_for(ctx: AppContext, *, read_only: bool = False) -> CdcTuiApp:
-    return CdcTuiApp(ctx, read_only=read_only, reader=lambda: BOARD)
+    return CdcTuiApp(
+        ctx, read_only=read_only, reader=lambda: BOARD, detail_reader=lambda name, after: DETAIL
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -129,3 +185,12 @@ def test_error_modal_escapes_markup(
 @pytest.mark.parametrize("size", SIZES)
 def test_new_pipeline_form(snap_compare: Any, ctx: AppContext, size: tuple[int, int]) -> None:
     assert snap_compare(app_for(ctx), terminal_size=size, press=["n"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("tab", ["1", "2", "3", "4", "5"])
+def test_pipeline_screen_panes(
+    snap_compare: Any, ctx: AppContext, size: tuple[int, int], tab: str
+) -> None:
+    """Enter on billing, then each tab by its digit: Overview, Tables, Logs, Slot, History."""
+    assert snap_compare(app_for(ctx), terminal_size=size, press=["enter", tab])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.ui.formatting import DASH, clock, human_bytes, human_seconds, percent
-from cdc_tui.ui.screens.pipeline import overview_text, progress_bar
+from cdc_tui.ui.screens.pipeline import next_step, overview_text, progress_bar, settings_rows
 
 
 @pytest.mark.parametrize(
@@ -36,8 +39,8 @@ def test_percent_and_clock() -> None:
 
 def test_progress_bar() -> None:
     assert progress_bar(0, None) == DASH
-    assert progress_bar(50, 100) == "[##########..........]  50%"
-    assert progress_bar(150, 100) == "[####################] 100%"
+    assert progress_bar(50, 100) == "█████░░░░░   50%"
+    assert progress_bar(150, 100) == "██████████  100%"
 
 
 def test_overview_names_the_runner_reasons_and_the_error_verbatim() -> None:
@@ -56,3 +59,37 @@ def test_overview_names_the_runner_reasons_and_the_error_verbatim() -> None:
     assert "pid 42 on db1, alive" in text
     assert "value [id=1] too long" in text
     assert "Runner       none" in overview_text({**doc, "runner": None})
+
+
+def test_settings_never_show_a_password() -> None:
+    pipeline: Any = SimpleNamespace(
+        source=ConnectionRef("postgresql://app:hunter2@db1:5432/shop", "postgresql",
+                             password_env="SRC_PW"),
+        target=ConnectionRef("postgresql://dw@dw1/mirror?password=s3cret", "postgresql",
+                             password_file="/etc/cdc/dw.pw"),
+        tables=[SimpleNamespace(table='shop."Order Items"')], target_schema=None,
+        slot_name="cdc_tui_orders", publication_name="cdc_tui_orders", generation=2,
+        connect_url="http://connect:s3cret@kc1:8083",
+    )  # fmt: skip
+    rows = dict(settings_rows(pipeline))
+    text = " ".join(rows.values())
+    assert "hunter2" not in text and "s3cret" not in text
+    assert rows["Source"].endswith("(password from $SRC_PW)")
+    assert rows["Target"].endswith("(password from /etc/cdc/dw.pw)")
+    assert rows["Tables"] == 'shop."Order Items"' and rows["Generation"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("doc", "hint"),
+    [({"health": "healthy"}, None),
+     ({"health": "failed", "status": "ERROR"}, "Read the last error"),
+     ({"health": "failed", "slot": {"wal_status": "lost"}}, "resync"),
+     ({"health": "degraded", "status": "RUNNING", "runner": None}, "heartbeats"),
+     ({"health": "degraded", "status": "STARTING", "slot": {"exists": True, "active": False}},
+      "start the pipeline"),
+     ({"health": "degraded", "status": "RUNNING", "runner": {"heartbeat_recent": True},
+       "slot": {"error": "source unreachable"}}, "cannot be reached")],
+)  # fmt: skip
+def test_next_step_names_the_action(doc: dict[str, Any], hint: str | None) -> None:
+    step = next_step(doc)
+    assert step == hint if hint is None else (step is not None and hint in step)

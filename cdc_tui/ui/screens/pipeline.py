@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (
@@ -23,10 +28,11 @@ from textual.widgets import (
     TabPane,
 )
 
+from cdc_tui.config.connections import strip_password
 from cdc_tui.errors import CdcTuiError
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.status import status_document
-from cdc_tui.store.records import EventRecord, LogRecord
+from cdc_tui.store.records import EventRecord, LogRecord, PipelineRecord
 from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.ui.formatting import DASH, clock, human_bytes, human_seconds
 from cdc_tui.ui.messages import PollFailed
@@ -37,12 +43,24 @@ STEPS = (0, 1, 2)
 LOG_LINES = 2000
 # Lag samples kept for the sparkline: at one poll every 2 s, the last ten minutes.
 LAG_SAMPLES = 300
-BAR_WIDTH = 20
+BAR_WIDTH = 10
+# Rows-per-second is measured over the polls of this window (a moving rate, not a lifetime one).
+RATE_WINDOW_S = 30.0
 TABLE_COLUMNS = (
     ("table", "Table"),
     ("state", "State"),
     ("rows", "Rows copied / est."),
     ("bar", "Progress"),
+    ("rate", "Rows/s"),
+    ("eta", "ETA"),
+)
+# Digit keys jump straight to a tab: (key, tab id, label).
+TABS = (
+    ("1", "overview", "Overview"),
+    ("2", "tables", "Tables"),
+    ("3", "logs", "Logs"),
+    ("4", "slot", "Slot"),
+    ("5", "history", "History"),
 )
 SLOT_FIELDS = (
     ("exists", "exists"),
@@ -57,25 +75,96 @@ SLOT_FIELDS = (
 )
 
 
-@dataclass
-class DetailUpdated(Message):
-    """A poll of one pipeline: its status document, new log lines, the latest events."""
+@dataclass(frozen=True)
+class Detail:
+    """A poll of one pipeline: its status document, its stored settings (no secrets), new log
+    lines and the latest events."""
 
     document: dict[str, Any]
+    settings: tuple[tuple[str, str], ...] = ()
     logs: list[LogRecord] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
 
 
+@dataclass
+class DetailUpdated(Message):
+    detail: Detail
+
+
+# Reads one pipeline's detail given the last log id already shown.
+DetailReader = Callable[[str, int], Detail]
+
+
+def settings_rows(pipeline: PipelineRecord) -> tuple[tuple[str, str], ...]:
+    """What the pipeline was created with; URLs are stored password-free and stripped again."""
+    source, target = pipeline.source, pipeline.target
+    rows = [
+        ("Source", strip_password(source.url)
+                   + _secret_from(source.password_env, source.password_file)),
+        ("Target", strip_password(target.url)
+                   + _secret_from(target.password_env, target.password_file)),
+        ("Tables", ", ".join(str(t.table) for t in pipeline.tables)),
+        ("Target schema", pipeline.target_schema or "(as on the source)"),
+        ("Slot", pipeline.slot_name),
+        ("Publication", pipeline.publication_name),
+        ("Generation", str(pipeline.generation)),
+    ]  # fmt: skip
+    if pipeline.connect_url:
+        rows.append(("Kafka Connect", strip_password(pipeline.connect_url)))
+    return tuple(rows)
+
+
+def _secret_from(env: str | None, file: str | None) -> str:
+    """Where the password comes from, never the password."""
+    if env:
+        return f"  (password from ${env})"
+    if file:
+        return f"  (password from {file})"
+    return ""
+
+
+def detail_reader(ctx: AppContext) -> DetailReader:
+    def read(name: str, after_log_id: int) -> Detail:
+        repo = PipelineRepository(ctx.store)
+        return Detail(
+            document=status_document(ctx, name),
+            settings=settings_rows(repo.get(name)),
+            logs=repo.logs(name, after_id=after_log_id, limit=2000),
+            events=repo.events(name, limit=200),
+        )
+
+    return read
+
+
+def next_step(doc: dict[str, Any]) -> str | None:
+    """What a DBA should do next when the pipeline is not healthy, in one sentence."""
+    slot = doc.get("slot") or {}
+    if doc.get("health") == "healthy":
+        return None
+    if slot.get("wal_status") == "lost":
+        return "The slot lost WAL it needed: resync the pipeline (ctrl+r)."
+    if doc.get("status") == "ERROR" or doc.get("cdc_status") == "FAILED" \
+            or doc.get("full_load_status") == "FAILED":  # fmt: skip
+        return "Read the last error below, fix its cause, then restart (R); resync if it persists."
+    if doc.get("status") == "RUNNING" and not (doc.get("runner") or {}).get("heartbeat_recent"):
+        return "The runner stopped sending heartbeats: restart the pipeline (R)."
+    if slot.get("exists") and slot.get("active") is False and doc.get("status") != "STOPPED":
+        return "Nothing reads the slot while it retains WAL: start the pipeline (s)."
+    if slot.get("error"):
+        return "The source cannot be reached: check the host and the network, then wait."
+    return "Watch the lag on the Slot tab; it should fall while the runner catches up."
+
+
 def progress_bar(copied: int, estimated: int | None) -> str:
-    """`[#######.............]  35%` from rows copied against the estimate."""
+    """`███░░░░░░░  35%` from rows copied against the estimate."""
     if not estimated:
         return DASH
     share = min(1.0, copied / estimated)
     filled = round(share * BAR_WIDTH)
-    return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share * 100:3.0f}%"
+    return f"{'█' * filled}{'░' * (BAR_WIDTH - filled)} {share * 100:4.0f}%"
 
 
-def overview_text(doc: dict[str, Any]) -> str:
+def overview_text(doc: dict[str, Any], settings: tuple[tuple[str, str], ...] = ()) -> str:
     """The Overview pane as plain text (no markup: names and errors show as written)."""
     full_load = doc.get("full_load") or {}
     cdc = doc.get("cdc") or {}
@@ -87,6 +176,8 @@ def overview_text(doc: dict[str, Any]) -> str:
         f"Health       {doc['health']}",
     ]
     lines += [f"  - {reason}" for reason in doc.get("health_reasons") or []]
+    if (step := next_step(doc)) is not None:
+        lines.append(f"Next step    {step}")
     lines += [
         f"Handoff LSN  {full_load.get('lsn') or DASH}",
         f"Full load    started {full_load.get('started_at') or DASH}"
@@ -103,6 +194,8 @@ def overview_text(doc: dict[str, Any]) -> str:
         ),
         f"Updated      {doc.get('updated_at') or DASH}",
     ]
+    if settings:
+        lines += ["", "Settings"] + [f"  {label:<14} {value}" for label, value in settings]
     if doc.get("last_error"):
         lines += ["", "Last error", f"  {doc['last_error']}"]
     return "\n".join(lines)
@@ -113,15 +206,28 @@ class PipelineScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="pipeline.back"),
+        *[
+            Binding(key, f"tab('{tab}')", label, show=False, id=f"pipeline.tab.{tab}")
+            for key, tab, label in TABS
+        ],
         Binding("f", "follow", "Follow logs", id="logs.follow"),
         Binding("slash", "search", "Search logs", id="logs.search"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit", "Quit", id="app.quit"),
     ]
 
-    def __init__(self, ctx: AppContext, name: str, *, refresh_s: float) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        name: str,
+        *,
+        refresh_s: float,
+        reader: DetailReader | None = None,
+    ) -> None:
         super().__init__()
         self.ctx = ctx
+        # Snapshot tests pass a reader of fixed details; everything else reads the metadata DB.
+        self.reader = reader or detail_reader(ctx)
         self.pipeline = name
         self.refresh_s = refresh_s
         self.follow = True
@@ -129,11 +235,14 @@ class PipelineScreen(Screen[None]):
         self.lag: deque[float] = deque(maxlen=LAG_SAMPLES)
         self.log_lines: dict[int, deque[str]] = {}
         self.search = ""
+        self.newest_event = 0
+        self.samples: dict[str, deque[tuple[float, int]]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(id="tabs"):
-            with TabPane("Overview", id="overview"):
+            # A focusable scroll, so the arrows reach the end of a long overview.
+            with TabPane("Overview", id="overview"), VerticalScroll(id="overview-scroll"):
                 yield Static("loading...", id="overview-text", markup=False)
             with TabPane("Tables", id="tables"):
                 tables: DataTable[str] = DataTable(id="tables-table", cursor_type="row")
@@ -166,24 +275,22 @@ class PipelineScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def poll(self) -> None:
         """Status (with the slot), new log lines and recent events, read off the UI thread."""
-        repo = PipelineRepository(self.ctx.store)
         try:
-            document = status_document(self.ctx, self.pipeline)
-            logs = repo.logs(self.pipeline, after_id=self.last_log_id, limit=2000)
-            events = repo.events(self.pipeline, limit=200)
+            detail = self.reader(self.pipeline, self.last_log_id)
         except CdcTuiError as exc:
             self.post_message(PollFailed(exc.title, exc.message))
             return
-        self.post_message(DetailUpdated(document, logs, events))
+        self.post_message(DetailUpdated(detail))
 
     @on(DetailUpdated)
     def show(self, message: DetailUpdated) -> None:
-        doc = message.document
-        self.query_one("#overview-text", Static).update(overview_text(doc))
+        detail = message.detail
+        doc = detail.document
+        self.query_one("#overview-text", Static).update(overview_text(doc, detail.settings))
         self._tables(doc)
-        self._logs(message.logs)
+        self._logs(detail.logs)
         self._slot(doc)
-        self._history(message.events)
+        self._history(detail.events)
         self.set_timer(self.refresh_s, self.poll)
 
     @on(PollFailed)
@@ -193,16 +300,38 @@ class PipelineScreen(Screen[None]):
 
     def _tables(self, doc: dict[str, Any]) -> None:
         table = self.query_one("#tables-table", DataTable)
+        now = time.monotonic()
         for entry in (doc.get("full_load") or {}).get("tables", []):
-            copied, estimated = entry.get("rows_copied") or 0, entry.get("rows_estimated")
-            values = (entry["table"], entry["state"], f"{copied:,} / {estimated or 0:,}",
-                      progress_bar(copied, estimated))  # fmt: skip
             key = entry["table"]
+            copied, estimated = entry.get("rows_copied") or 0, entry.get("rows_estimated")
+            rate, eta = self._rate(key, now, copied, estimated, entry["state"])
+            values = (key, entry["state"], f"{copied:,} / {estimated or 0:,}",
+                      progress_bar(copied, estimated), rate, eta)  # fmt: skip
             if key in table.rows:
-                for column, value in zip(("table", "state", "rows", "bar"), values, strict=True):
-                    table.update_cell(key, column, value)
+                current = table.get_row(key)
+                for (column, _label), old, new in zip(TABLE_COLUMNS, current, values, strict=True):
+                    if str(old) != new:
+                        table.update_cell(key, column, Text(new))
             else:
-                table.add_row(*values, key=key)
+                table.add_row(*map(Text, values), key=key)
+
+    def _rate(
+        self, key: str, now: float, copied: int, estimated: int | None, state: str
+    ) -> tuple[str, str]:
+        """Rows per second over the last RATE_WINDOW_S of polls, and the time left at that rate."""
+        if state != "COPYING":
+            self.samples.pop(key, None)
+            return DASH, ("done" if state == "COMPLETED" else DASH)
+        samples = self.samples.setdefault(key, deque())
+        samples.append((now, copied))
+        while len(samples) > 2 and now - samples[0][0] > RATE_WINDOW_S:
+            samples.popleft()
+        (t0, c0), (t1, c1) = samples[0], samples[-1]
+        if t1 <= t0 or c1 <= c0:
+            return DASH, DASH
+        rate = (c1 - c0) / (t1 - t0)
+        left = max((estimated or 0) - copied, 0)
+        return f"{rate:,.0f}", (human_seconds(left / rate) if estimated else DASH)
 
     def _logs(self, records: list[LogRecord]) -> None:
         for record in records:
@@ -237,12 +366,15 @@ class PipelineScreen(Screen[None]):
     def _slot(self, doc: dict[str, Any]) -> None:
         slot = doc.get("slot") or {}
         table = self.query_one("#slot-table", DataTable)
-        table.clear()
         for key, label in SLOT_FIELDS:
             value = slot.get(key)
             shown = human_bytes(value) if key in ("retained_bytes", "lag_bytes", "safe_wal_size") \
                 else (DASH if value is None else str(value))  # fmt: skip
-            table.add_row(label, shown)
+            # Updated in place, so the cursor and scroll position survive the poll.
+            if key not in table.rows:
+                table.add_row(Text(label), Text(shown), key=key)
+            elif str(table.get_row(key)[1]) != shown:
+                table.update_cell_at(Coordinate(table.get_row_index(key), 1), Text(shown))
         if slot.get("lag_bytes") is not None:
             self.lag.append(float(slot["lag_bytes"]))
             self.query_one("#lag-spark", Sparkline).data = list(self.lag)
@@ -257,14 +389,20 @@ class PipelineScreen(Screen[None]):
         self.query_one("#slot-warning", Static).update("\n".join(warnings))
 
     def _history(self, events: list[EventRecord]) -> None:
+        newest = max((event.id for event in events), default=0)
+        if newest == self.newest_event:
+            return  # nothing new: keep the reader's place in the list
+        self.newest_event = newest
         table = self.query_one("#history-table", DataTable)
         table.clear()
         for event in events:
             what = event.kind.value if event.field is None else f"{event.kind.value} {event.field}"
             if event.table:
                 what += f" {event.table}"
-            table.add_row(clock(event.at), what, event.from_value or "", event.to_value or "",
-                          event.reason, event.actor)  # fmt: skip
+            # Text cells: a reason holding "[...]" is shown as written, not read as markup.
+            cells = (clock(event.at), what, event.from_value or "", event.to_value or "",
+                     event.reason, event.actor)  # fmt: skip
+            table.add_row(*map(Text, cells))
 
     def action_back(self) -> None:
         """Esc closes the log search first (showing every line again), then the screen."""
@@ -274,6 +412,9 @@ class PipelineScreen(Screen[None]):
             box.add_class("hidden")
             return
         self.app.pop_screen()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
 
     def action_follow(self) -> None:
         self.follow = not self.follow

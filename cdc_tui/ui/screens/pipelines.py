@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,6 +21,9 @@ from cdc_tui.ui.screens.confirm import ConfirmModal, TypeNameModal
 from cdc_tui.ui.screens.error import ErrorModal, ReportModal
 from cdc_tui.ui.screens.help import HelpScreen, binding_rows
 from cdc_tui.ui.widgets.board_table import BoardTable
+
+if TYPE_CHECKING:
+    from cdc_tui.ui.screens.pipeline import DetailReader
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +116,11 @@ class PipelinesScreen(Screen[None]):
         refresh_s: float,
         read_only: bool,
         reader: Callable[[], Board] | None = None,
+        detail_reader: DetailReader | None = None,
     ) -> None:
         super().__init__()
         self.ctx = ctx
+        self.detail_reader = detail_reader
         # Snapshot tests pass a reader of fixed boards; everything else polls the metadata DB.
         self.reader = reader or (lambda: read_board(ctx))
         self.refresh_s = refresh_s
@@ -243,7 +248,9 @@ class PipelinesScreen(Screen[None]):
         if (name := self.selected()) is not None:
             from cdc_tui.ui.screens.pipeline import PipelineScreen
 
-            self.app.push_screen(PipelineScreen(self.ctx, name, refresh_s=self.refresh_s))
+            screen = PipelineScreen(self.ctx, name, refresh_s=self.refresh_s,
+                                    reader=self.detail_reader)  # fmt: skip
+            self.app.push_screen(screen)
 
     @on(BoardTable.RowActivated, "#pipelines")
     def row_activated(self, _event: BoardTable.RowActivated) -> None:
