@@ -58,6 +58,35 @@ def _cmd_create(ctx: AppContext, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_edit(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.cli_output import print_json
+    from cdc_tui.domain.spec import parse_table_list
+    from cdc_tui.services.edit import edit_pipeline
+
+    result = edit_pipeline(
+        ctx,
+        args.name,
+        source=args.source,
+        target=args.target,
+        tables=parse_table_list(args.tables) if args.tables is not None else None,
+        mode=Mode(args.mode) if args.mode is not None else None,
+        target_schema=args.target_schema,
+        resync=args.resync,
+        dry_run=args.dry_run,
+    )
+    if args.json:
+        print_json(result.to_json(args.dry_run))
+        return EXIT_OK
+    for change in result.changes:
+        print(change)
+    if args.dry_run:
+        needs = "; saving needs --resync" if result.needs_resync else ""
+        print(f"Dry run: nothing stored{needs}.")
+    else:
+        print(f"Pipeline {args.name} edited: {'; '.join(result.done)}.")
+    return EXIT_OK
+
+
 def _cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     from cdc_tui.cli_output import print_json, table
     from cdc_tui.services.pipelines import list_pipelines
@@ -281,6 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--target-schema", default=None, metavar="SCHEMA")
     create.add_argument("--connect-url", default=None, metavar="URL")
     create.set_defaults(handler=_cmd_create)
+    edit = pverbs.add_parser(
+        "edit", parents=[_common(json_flag=True)],
+        help="change a stopped pipeline's connections, tables, mode or target schema",
+    )  # fmt: skip
+    edit.add_argument("name")
+    edit.add_argument("--source", default=None, metavar="URL|CONN")
+    edit.add_argument("--target", default=None, metavar="URL|CONN")
+    edit.add_argument("--tables", default=None, metavar="T1,T2", help="the whole new list")
+    edit.add_argument("--mode", choices=[m.value for m in Mode], default=None)
+    edit.add_argument("--target-schema", default=None, metavar="SCHEMA",
+                      help="'' puts tables back in their source schema names")  # fmt: skip
+    edit.add_argument("--resync", action="store_true",
+                      help="needed once it has copied data: drop its slot and publication, "
+                           "empty its target tables and copy everything again")  # fmt: skip
+    edit.add_argument("--dry-run", action="store_true", help="show the changes, store nothing")
+    edit.set_defaults(handler=_cmd_edit)
 
     listing = verbs.add_parser("list", parents=[_common(json_flag=True)], help="list pipelines")
     listing.set_defaults(handler=_cmd_list)

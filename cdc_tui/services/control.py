@@ -164,7 +164,7 @@ def _settle_without_runner(ctx: AppContext, name: str) -> None:
                    actor=ctx.actor)  # fmt: skip
 
 
-def _source_cleanup(ctx: AppContext, pipeline: PipelineRecord, *, publication: bool) -> list[str]:
+def source_cleanup(ctx: AppContext, pipeline: PipelineRecord, *, publication: bool) -> list[str]:
     params = ctx.pg_params(pipeline.source, application_name="cdc-tui drop")
     done: list[str] = []
     try:
@@ -196,7 +196,7 @@ def resync_pipeline(ctx: AppContext, name: str, table: str | None) -> list[str]:
             f"Pipeline {name!r} is cdc_only and has no full load to redo; drop and recreate it."
         )
     stop_pipeline(ctx, name, wait=True, timeout_s=None)
-    done = _source_cleanup(ctx, pipeline, publication=False)
+    done = source_cleanup(ctx, pipeline, publication=False)
     params = ctx.pg_params(pipeline.target, application_name="cdc-tui resync")
     try:
         with connect(params, autocommit=False) as conn:
@@ -246,7 +246,7 @@ def drop_pipeline_everywhere(ctx: AppContext, name: str) -> list[str]:
     repo = PipelineRepository(ctx.store)
     pipeline = repo.get(name)
     stop_pipeline(ctx, name, wait=True, timeout_s=None)
-    done = _source_cleanup(ctx, pipeline, publication=True)
+    done = source_cleanup(ctx, pipeline, publication=True)
     params = ctx.pg_params(pipeline.target, application_name="cdc-tui drop")
     try:
         with connect(params, autocommit=False) as conn:

@@ -32,6 +32,7 @@ from cdc_tui.pgconn import PgParams, connect_bounded
 from cdc_tui.pgerrors import conninfo_password, describe_endpoint, short_reason
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.pipelines import create_pipeline
+from cdc_tui.services.preflight import has_started
 from cdc_tui.sources.postgres.catalog import PRIMARY_KEY_COLUMNS
 from cdc_tui.sources.postgres.preflight import run_source_preflight
 from cdc_tui.store.records import PipelineRecord
@@ -182,8 +183,11 @@ def source_catalog(ctx: AppContext, source: str, *, timeout_s: float = 5.0) -> l
         ) from exc
 
 
-def check_draft(ctx: AppContext, draft: Draft) -> list[Finding]:
+def check_draft(ctx: AppContext, draft: Draft, *, editing: bool = False) -> list[Finding]:
     """The findings `cdc-tui check` would report for `draft`, storing and creating nothing.
+
+    `editing`: the draft is an existing pipeline's new settings (its name is taken by itself,
+    and once it has started its slot is its own).
 
     Raises (before connecting anywhere) what `create_pipeline` would: UsageError for an invalid
     or taken name, no tables or a table listed twice, an unknown or SQL Server source, the
@@ -191,12 +195,14 @@ def check_draft(ctx: AppContext, draft: Draft) -> list[Finding]:
     connection; NotAvailableError for a SQL Server target; ConfigError when a password cannot
     be read. Unreachable servers and missing privileges are findings.
     """
-    source, target = _validate(ctx, draft)
+    source, target = _validate(ctx, draft, editing=editing)
+    started = editing and has_started(PipelineRepository(ctx.store).get(draft.name))
     source_params = ctx.pg_params(source, application_name=APPLICATION_NAME)
     target_params = ctx.pg_params(target, application_name=APPLICATION_NAME)
     findings = run_source_preflight(
-        source_params, draft.tables, pipeline=draft.name, mode=str(draft.mode), owns_slot=False
-    )
+        source_params, draft.tables, pipeline=draft.name, mode=str(draft.mode),
+        owns_slot=started, replaces_publication=started,
+    )  # fmt: skip
     findings += run_target_preflight(
         target_params, target_schema=draft.target_schema or None, tables=draft.tables
     )
@@ -244,7 +250,9 @@ def _source_ref(ctx: AppContext, source: str) -> ConnectionRef:
     return ref
 
 
-def _validate(ctx: AppContext, draft: Draft) -> tuple[ConnectionRef, ConnectionRef]:
+def _validate(
+    ctx: AppContext, draft: Draft, *, editing: bool = False
+) -> tuple[ConnectionRef, ConnectionRef]:
     """What `create_pipeline` and the repository check, in their order, without storing."""
     validate_pipeline_name(draft.name)
     source = _source_ref(ctx, draft.source)
@@ -263,7 +271,7 @@ def _validate(ctx: AppContext, draft: Draft) -> tuple[ConnectionRef, ConnectionR
         raise UsageError(f"Pipeline {draft.name!r} has no tables; pick at least one table.")
     if len(set(draft.tables)) != len(draft.tables):
         raise UsageError("A table is listed twice; list each table once.")
-    if PipelineRepository(ctx.store).find(draft.name) is not None:
+    if not editing and PipelineRepository(ctx.store).find(draft.name) is not None:
         raise UsageError(
             f"Pipeline '{draft.name}' already exists; choose another name or drop it first "
             f"with `cdc-tui drop {draft.name}`."

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from cdc_tui.config.connections import resolve_connection
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.spec import TableRef, validate_pipeline_name
 from cdc_tui.domain.status import Engine, Mode
 from cdc_tui.errors import NotAvailableError, UsageError
@@ -30,18 +31,8 @@ def create_pipeline(
 ) -> PipelineRecord:
     """Validate the request and store the pipeline; connects to nothing (`check` does that)."""
     validate_pipeline_name(name)
-    src = resolve_connection(source, ctx.settings, role="source")
-    tgt = resolve_connection(target, ctx.settings, role="target")
-    if src.kind != "postgresql":
-        raise UsageError(
-            f"Source {source!r} is not a PostgreSQL connection; cdc-tui replicates from "
-            "PostgreSQL only, so pass a postgresql:// URL or connection name."
-        )
-    if tgt.kind == "mssql":
-        raise NotAvailableError(
-            f"Target {target!r} is SQL Server, which is not available yet in this version; "
-            "use a PostgreSQL target for now."
-        )
+    src = resolve_source(ctx, source)
+    tgt = resolve_target(ctx, target)
     if engine == Engine.KAFKA_CONNECT and not connect_url:
         raise UsageError(
             "The kafka_connect engine needs the Kafka Connect REST URL; pass --connect-url URL."
@@ -61,6 +52,28 @@ def create_pipeline(
     )
     log.info("pipeline %s created with %d tables", name, len(tables))
     return record
+
+
+def resolve_source(ctx: AppContext, source: str) -> ConnectionRef:
+    """A source connection name or URL, refused unless it is PostgreSQL."""
+    src = resolve_connection(source, ctx.settings, role="source")
+    if src.kind != "postgresql":
+        raise UsageError(
+            f"Source {source!r} is not a PostgreSQL connection; cdc-tui replicates from "
+            "PostgreSQL only, so pass a postgresql:// URL or connection name."
+        )
+    return src
+
+
+def resolve_target(ctx: AppContext, target: str) -> ConnectionRef:
+    """A target connection name or URL, refused while its kind is not available."""
+    tgt = resolve_connection(target, ctx.settings, role="target")
+    if tgt.kind == "mssql":
+        raise NotAvailableError(
+            f"Target {target!r} is SQL Server, which is not available yet in this version; "
+            "use a PostgreSQL target for now."
+        )
+    return tgt
 
 
 def list_pipelines(ctx: AppContext) -> list[PipelineRecord]:

@@ -11,18 +11,23 @@ from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.targets.postgres.preflight import run_target_preflight
 
 
+def has_started(pipeline: PipelineRecord) -> bool:
+    """The pipeline has run before, so a slot of its name is its own, not a stranger's."""
+    return (
+        pipeline.full_load_status not in (FullLoadStatus.NOT_STARTED, FullLoadStatus.SKIPPED)
+        or pipeline.cdc_status != CdcStatus.NOT_STARTED
+    )
+
+
 def check_pipeline(ctx: AppContext, name: str) -> tuple[PipelineRecord, list[Finding]]:
     """Run every source and target rule; a failing rule is a finding, never an exception."""
     pipeline = PipelineRepository(ctx.store).get(name)
     tables = [t.table for t in pipeline.tables]
     source = ctx.pg_params(pipeline.source, application_name="cdc-tui check")
-    started = (
-        pipeline.full_load_status not in (FullLoadStatus.NOT_STARTED, FullLoadStatus.SKIPPED)
-        or pipeline.cdc_status != CdcStatus.NOT_STARTED
-    )
     findings = run_source_preflight(
-        source, tables, pipeline=pipeline.name, mode=str(pipeline.mode), owns_slot=started
-    )
+        source, tables, pipeline=pipeline.name, mode=str(pipeline.mode),
+        owns_slot=has_started(pipeline),
+    )  # fmt: skip
     target = ctx.pg_params(pipeline.target, application_name="cdc-tui check")
     findings += run_target_preflight(target, target_schema=pipeline.target_schema, tables=tables)
     return pipeline, findings

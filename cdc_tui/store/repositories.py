@@ -128,6 +128,60 @@ class PipelineRepository:
                 f"`cdc-tui drop {name}`."
             ) from e
 
+    def replace_spec(
+        self,
+        name: str,
+        *,
+        mode: Mode,
+        source: ConnectionRef,
+        target: ConnectionRef,
+        tables: Sequence[TableRef],
+        target_schema: str | None,
+        reason: str,
+        actor: str,
+    ) -> PipelineRecord:
+        """Store an edited pipeline's settings in one transaction, with one event saying why.
+
+        Kept tables keep their rows (state and progress); new ones are PENDING; dropped ones
+        are forgotten. A mode change moves the initial full load status with it (only a
+        pipeline that never ran may change mode here: the caller resyncs the others).
+        """
+        _check_connection(source, ConnectionRole.SOURCE)
+        _check_connection(target, ConnectionRole.TARGET)
+        _check_tables(tables)
+        with self._store.begin() as session:
+            pipeline = lock_pipeline(session, name)
+            now = now_from(self._clock)
+            for conn in pipeline.connections:
+                ref = source if conn.role == ConnectionRole.SOURCE.value else target
+                conn.name, conn.url, conn.kind = ref.name, ref.url, ref.kind
+                conn.password_env, conn.password_file = ref.password_env, ref.password_file
+            kept = {(row.schema_name, row.table_name): row for row in pipeline.tables}
+            wanted = {(t.schema, t.name) for t in tables}
+            for key, row in kept.items():
+                if key not in wanted:
+                    session.delete(row)
+            for position, table in enumerate(tables):
+                existing = kept.get((table.schema, table.name))
+                if existing is None:
+                    session.add(_table_row(position, table, now, pipeline_id=pipeline.id))
+                else:
+                    existing.position = position
+            old_mode = Mode(pipeline.mode)
+            if Mode(mode) != old_mode:
+                pipeline.mode = Mode(mode).value
+                before, after = pipeline.full_load_status, initial_full_load_status(mode).value
+                if before != after:
+                    pipeline.full_load_status = after
+                    _add_event(
+                        session, pipeline, now, EventKind.TRANSITION, reason, actor, after,
+                        field=StatusField.FULL_LOAD_STATUS.value, from_value=before,
+                    )  # fmt: skip
+            pipeline.target_schema = target_schema
+            pipeline.updated_at = now
+            _add_event(session, pipeline, now, EventKind.ACTION, reason, actor, "edited")
+        return self.get(name)
+
     def find(self, name: str) -> PipelineRecord | None:
         """The pipeline called `name`, or None."""
         statement = _with_children(select(Pipeline).where(Pipeline.name == name))
@@ -325,8 +379,11 @@ def _connection_row(record: ConnectionRef, role: ConnectionRole) -> Connection:
     )
 
 
-def _table_row(position: int, ref: TableRef, now: datetime) -> PipelineTable:
+def _table_row(
+    position: int, ref: TableRef, now: datetime, *, pipeline_id: int | None = None
+) -> PipelineTable:
     return PipelineTable(
+        pipeline_id=pipeline_id,
         position=position,
         schema_name=ref.schema,
         table_name=ref.name,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from cdc_tui.services.board import Board
+from cdc_tui.store.records import PipelineRecord
 
 
 @dataclass
@@ -48,3 +49,10 @@ class ValidationDone(Message):
     @property
     def ok(self) -> bool:
         return self.verdict == "equal"
+
+
+@dataclass
+class EditLoaded(Message):
+    """`e` read the pipeline to edit; the form opens on it."""
+
+    record: PipelineRecord

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Input, Log, Select, SelectionList, Static
 from cdc_tui.services.context import AppContext, build_context
 from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.ui.app import CdcTuiApp
-from cdc_tui.ui.screens.confirm import TypeNameModal
+from cdc_tui.ui.screens.confirm import ConfirmModal, TypeNameModal
 from cdc_tui.ui.screens.error import ErrorModal, ReportModal
 from cdc_tui.ui.screens.help import HelpScreen
 from cdc_tui.ui.screens.new_pipeline import NewPipelineScreen
@@ -27,6 +27,7 @@ from tests.integration.runner_support import (
     pipeline_cli,
     source_objects,
     wait_converged,
+    wait_status,
 )
 from tests.pg import Database
 
@@ -282,3 +283,69 @@ async def test_new_pipeline_form_checks_then_saves(
         await until(pilot, lambda: table_of(app).row_count == 2, "the new row")
     stored_tables = [str(t.table) for t in PipelineRepository(ctx.store).get("fresh").tables]
     assert stored_tables == ["shop.customers"]
+
+
+async def _edit_tables(app: CdcTuiApp, pilot: Pilot[None], add: str) -> NewPipelineScreen:
+    """`e` on the pipeline, wait for its tables to be preselected, add one, check, save."""
+    await pilot.press("e")
+    await until(pilot, lambda: isinstance(app.screen, NewPipelineScreen), "the edit form")
+    form = app.screen
+    assert isinstance(form, NewPipelineScreen)
+    name = form.query_one("#name", Input)
+    assert name.value == NAME and name.disabled
+    tables = form.query_one("#tables", SelectionList)
+    await until(pilot, lambda: list(tables.selected) == list(TABLES), "its tables preselected")
+    tables.select(add)
+    await pilot.press("ctrl+t")
+    findings = form.query_one("#findings", DataTable)
+    await until(pilot, lambda: findings.row_count > 0, "the findings")
+    await pilot.press("ctrl+s")
+    return form
+
+
+async def test_edit_a_pipeline_that_never_ran_touches_no_server(
+    ctx: AppContext, cli: Cli, source_db: Database
+) -> None:
+    app = CdcTuiApp(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_status(app) == "STOPPED", "the pipeline row")
+        await _edit_tables(app, pilot, 'shop."Order Items"')
+        await until(pilot, lambda: isinstance(app.screen, PipelinesScreen), "back home")
+    record = PipelineRepository(ctx.store).get(NAME)
+    assert [str(t.table) for t in record.tables] == ["shop.customers", 'shop."Order Items"']
+    assert any(e.reason.startswith("edited:") for e in PipelineRepository(ctx.store).events(NAME))
+    assert source_objects(source_db, NAME) == (0, 0)
+
+
+async def test_edit_is_refused_while_running_then_resyncs_after_a_stop(
+    ctx: AppContext, cli: Cli, source_db: Database, target_db: Database
+) -> None:
+    cli.run("start", NAME, "--wait", "running", "--timeout", "120")
+    wait_status(cli, NAME, lambda d: d["cdc_status"] == "RUNNING", 120, "CDC running")
+    app = CdcTuiApp(ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_status(app) == "RUNNING", "the running row")
+        await pilot.press("e")  # refused: the form does not open
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, PipelinesScreen)
+        await pilot.press("x")
+        await until(pilot, lambda: stored(ctx) == "STOPPED", "stopped")
+        await until(pilot, lambda: row_status(app) == "STOPPED", "the stopped row")
+        source_db.execute(
+            "INSERT INTO shop.\"Order Items\" VALUES (1, 1, 'sku-1'), (1, 2, 'sku-2')"
+        )
+        await _edit_tables(app, pilot, 'shop."Order Items"')
+        # It has copied data: saving asks before resyncing.
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the resync question")
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, PipelinesScreen), "back home")
+    wait_status(cli, NAME, lambda d: d["cdc_status"] == "RUNNING", 120, "CDC running again")
+    source_db.execute("INSERT INTO shop.\"Order Items\" VALUES (2, 1, 'after the edit')")
+    source_db.execute("UPDATE shop.customers SET email = 'x@example' WHERE id <= 10")
+    both = [("shop", "customers", ["id"]), ("shop", "Order Items", ["order_id", "line"])]
+    wait_converged(source_db, target_db, both)
+    assert source_objects(source_db, NAME) == (1, 1)
+    published = source_db.scalar(
+        "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY tablename) "
+        "FROM pg_publication_tables WHERE pubname = %s", (f"cdc_tui_{NAME}",))  # fmt: skip
+    assert published == "shop.Order Items,shop.customers"

@@ -73,6 +73,7 @@ class _Ctx:
     quoted: dict[str, str]
     privileges: dict[int, tuple[bool, bool]]
     owns_slot: bool = False
+    replaces_publication: bool = False
 
     def q(self, name: str) -> str:
         return self.quoted.get(name, name)
@@ -88,11 +89,14 @@ def run_source_preflight(
     pipeline: str,
     mode: str,
     owns_slot: bool = False,
+    replaces_publication: bool = False,
 ) -> list[Finding]:
     """Check every source prerequisite of `pipeline` and return one finding per rule and object.
 
     `owns_slot` is True once the pipeline has created its slot (it has started before): the
-    slot then belongs to it instead of blocking it. Reads only. A connection failure is
+    slot then belongs to it instead of blocking it. `replaces_publication` is True for an edit
+    that resyncs: its publication is dropped and made again, so the role must be able to create
+    it, whatever it publishes now. Reads only. A connection failure is
     reported as `source.connect` and ends the checks; a query failing afterwards is reported as
     `source.catalog`.
     """
@@ -108,7 +112,8 @@ def run_source_preflight(
         return [connect_failure_finding("source.connect", "source", params, exc)]
     try:
         conn.read_only = True
-        return _run_checks(conn, params, tables, pipeline, run_mode, owns_slot)
+        return _run_checks(conn, params, tables, pipeline, run_mode, owns_slot,
+                           replaces_publication)  # fmt: skip
     except psycopg.Error as exc:
         return [catalog_failure_finding("source.catalog", "source", params, exc)]
     finally:
@@ -122,6 +127,7 @@ def _run_checks(
     pipeline: str,
     mode: Mode,
     owns_slot: bool,
+    replaces_publication: bool = False,
 ) -> list[Finding]:
     slot, publication = slot_name_for(pipeline), publication_name_for(pipeline)
     row = conn.execute(SERVER_QUERY, {"slot": slot}).fetchone()
@@ -137,7 +143,8 @@ def _run_checks(
         names += [ref.schema, ref.name]
     quoted = quote_idents(conn, names)
     privileges = read_table_privileges(conn, defs)
-    ctx = _Ctx(conn, server, mode, slot, publication, quoted, privileges, owns_slot)
+    ctx = _Ctx(conn, server, mode, slot, publication, quoted, privileges, owns_slot,
+               replaces_publication)  # fmt: skip
     where, _user = describe_endpoint(params)
     version = f"Connected as {server.role} to PostgreSQL {server.version}."
     findings = [_ok("source.connect", where, version)]
@@ -242,7 +249,7 @@ def _publication_checks(
     rule, s = "source.publication_privilege", ctx.server
     if ctx.mode == Mode.FULL_LOAD_ONLY:
         return [_ok(rule, ctx.publication, "Not needed in mode full_load_only.")]
-    existing = read_publication(ctx.conn, ctx.publication)
+    existing = None if ctx.replaces_publication else read_publication(ctx.conn, ctx.publication)
     if existing is not None:
         return [_existing_publication(ctx, tables, existing)]
     if s.superuser or s.can_create:

@@ -1,11 +1,14 @@
-"""`n`: the new-pipeline form. Tables come from the live source catalog; `Check` runs the same
-preflight as `cdc-tui check` and a pipeline is saved only once its draft checked clean."""
+"""`n`: the new-pipeline form, and `e`: the same form on an existing pipeline. Tables come from
+the live source catalog; `Check` runs the same preflight as `cdc-tui check` and a pipeline is
+saved only once its draft checked clean. Saving an edit that changes what a pipeline already
+copied asks first, because it resyncs the pipeline (`cdc-tui pipeline edit --resync`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -36,7 +39,12 @@ from cdc_tui.services.drafts import (
     save_draft,
     source_catalog,
 )
+from cdc_tui.store.records import PipelineRecord
+from cdc_tui.ui.screens.confirm import ConfirmModal
 from cdc_tui.ui.screens.error import ErrorModal
+
+if TYPE_CHECKING:
+    from cdc_tui.services.edit import EditResult
 
 
 @dataclass
@@ -57,13 +65,19 @@ class DraftSaved(Message):
 
 
 @dataclass
+class EditPreviewed(Message):
+    draft: Draft
+    result: EditResult
+
+
+@dataclass
 class FormFailed(Message):
     title: str
     text: str
 
 
 class NewPipelineScreen(Screen[str | None]):
-    """Dismisses with the new pipeline's name, or None when cancelled."""
+    """Dismisses with the new (or edited) pipeline's name, or None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         # ctrl+t and ctrl+s: keys no form widget uses, so they work wherever the focus is.
@@ -72,9 +86,10 @@ class NewPipelineScreen(Screen[str | None]):
         Binding("escape", "cancel", "Cancel", id="form.cancel"),
     ]
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, *, editing: PipelineRecord | None = None) -> None:
         super().__init__()
         self.ctx = ctx
+        self.editing = editing
         self.catalog: dict[str, CatalogTable] = {}
         self.checked: Draft | None = None
         self.blocking: list[Finding] = []
@@ -82,19 +97,36 @@ class NewPipelineScreen(Screen[str | None]):
     def compose(self) -> ComposeResult:
         choices = [(f"{c.name}  ({c.kind}, {c.where})", c.name)
                    for c in connection_choices(self.ctx)]  # fmt: skip
+        edited = self.editing
+        source: str | None = None
+        target: str | None = None
+        if edited is not None:
+            # A pipeline created from a URL keeps it: offer it next to the named connections.
+            source = edited.source.name or edited.source.url
+            target = edited.target.name or edited.target.url
+            named = {value for _label, value in choices}
+            choices += [(f"{value}  (this pipeline's)", value) for value in dict.fromkeys(
+                (source, target)) if value not in named]  # fmt: skip
         yield Header()
         with VerticalScroll(id="form"):
             yield Label("Name (lowercase letters, digits, _)")
-            yield Input(placeholder="orders", id="name")
+            yield Input(edited.name if edited else "", placeholder="orders", id="name",
+                        disabled=edited is not None)  # fmt: skip
             with Horizontal(classes="pair"):
-                yield Select(choices, prompt="source connection", id="source")
-                yield Select(choices, prompt="target connection", id="target")
+                yield Select(choices, prompt="source connection", id="source",
+                             value=Select.NULL if source is None else source)  # fmt: skip
+                yield Select(choices, prompt="target connection", id="target",
+                             value=Select.NULL if target is None else target)  # fmt: skip
             with Horizontal(classes="pair"):
-                yield Select([(m.value, m) for m in Mode], value=Mode.FULL_LOAD_AND_CDC,
+                yield Select([(m.value, m) for m in Mode],
+                             value=edited.mode if edited else Mode.FULL_LOAD_AND_CDC,
                              allow_blank=False, id="mode")  # fmt: skip
                 # Only the embedded engine runs in this version (kafka_connect is issue 5).
                 yield Select([(Engine.EMBEDDED.value, Engine.EMBEDDED)], value=Engine.EMBEDDED,
                              allow_blank=False, id="engine")  # fmt: skip
+            yield Label("Target schema (blank: each table keeps its source schema)")
+            schema = (edited.target_schema or "") if edited else ""
+            yield Input(schema, placeholder="(as on the source)", id="target-schema")
             yield Label("Tables (space selects; from the source's catalog)", id="tables-label")
             yield SelectionList[str](id="tables")
             yield Label("Findings (Check runs the preflight; errors block Save)")
@@ -108,8 +140,12 @@ class NewPipelineScreen(Screen[str | None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "cdc-tui: new pipeline"
-        self.query_one("#name", Input).focus()
+        if self.editing is not None:
+            self.title = f"cdc-tui: edit {self.editing.name}"
+            self.query_one("#source", Select).focus()
+        else:
+            self.title = "cdc-tui: new pipeline"
+            self.query_one("#name", Input).focus()
 
     # -- the catalog ------------------------------------------------------------------------
 
@@ -138,6 +174,15 @@ class NewPipelineScreen(Screen[str | None]):
         options = self.query_one("#tables", SelectionList)
         options.clear_options()
         options.add_options([(t.label, str(t.ref)) for t in message.tables])
+        if self.editing is not None and message.source in (self.editing.source.name,
+                                                           self.editing.source.url):  # fmt: skip
+            mine = [str(t.table) for t in self.editing.tables]
+            for key in mine:
+                if key in self.catalog:
+                    options.select(key)
+            if gone := [key for key in mine if key not in self.catalog]:
+                self.notify(f"No longer on the source: {', '.join(gone)}; saving drops them from "
+                            "the pipeline.", severity="warning")  # fmt: skip
         self.query_one("#tables-label", Label).update(
             f"Tables of {message.source} ({len(message.tables)}; space selects)"
         )
@@ -174,6 +219,7 @@ class NewPipelineScreen(Screen[str | None]):
             tables=tuple(self.catalog[key].ref for key in selected),
             mode=mode if isinstance(mode, Mode) else Mode.FULL_LOAD_AND_CDC,
             engine=engine if isinstance(engine, Engine) else Engine.EMBEDDED,
+            target_schema=self.query_one("#target-schema", Input).value.strip() or None,
         )
 
     def action_check(self) -> None:
@@ -184,7 +230,7 @@ class NewPipelineScreen(Screen[str | None]):
     @work(thread=True, exclusive=True, group="check", exit_on_error=False)
     def run_check(self, draft: Draft) -> None:
         try:
-            findings = check_draft(self.ctx, draft)
+            findings = check_draft(self.ctx, draft, editing=self.editing is not None)
         except CdcTuiError as exc:
             self.post_message(FormFailed(exc.title, exc.message))
             return
@@ -195,7 +241,9 @@ class NewPipelineScreen(Screen[str | None]):
         table = self.query_one("#findings", DataTable)
         table.clear()
         for f in message.findings:
-            table.add_row(str(f.severity), f.rule, f.object, f.message, f.fix or "")
+            # Text cells: an object or message holding "[...]" is shown as written.
+            cells = (str(f.severity), f.rule, f.object, f.message, f.fix or "")
+            table.add_row(*map(Text, cells))
         self.checked = message.draft
         self.blocking = blocking(message.findings)
         if self.blocking:
@@ -211,6 +259,8 @@ class NewPipelineScreen(Screen[str | None]):
             self.notify("Run Check (ctrl+t) on the form as it is now first.", severity="warning")
         elif self.blocking:
             self.notify("The check found errors; fix them and check again.", severity="error")
+        elif self.editing is not None:
+            self.run_edit(draft, dry_run=True)
         else:
             self.run_save(draft)
 
@@ -222,6 +272,38 @@ class NewPipelineScreen(Screen[str | None]):
             self.post_message(FormFailed(exc.title, exc.message))
             return
         self.post_message(DraftSaved(draft.name))
+
+    @work(thread=True, exclusive=True, group="save", exit_on_error=False)
+    def run_edit(self, draft: Draft, *, dry_run: bool, resync: bool = False) -> None:
+        """A dry run first says whether the edit needs a resync; then the edit itself."""
+        from cdc_tui.services.edit import edit_pipeline
+
+        try:
+            result = edit_pipeline(
+                self.ctx, draft.name, source=draft.source, target=draft.target,
+                tables=draft.tables, mode=draft.mode, target_schema=draft.target_schema or "",
+                resync=resync, dry_run=dry_run,
+            )  # fmt: skip
+        except CdcTuiError as exc:
+            self.post_message(FormFailed(exc.title, exc.message))
+            return
+        self.post_message(EditPreviewed(draft, result) if dry_run else DraftSaved(draft.name))
+
+    @on(EditPreviewed)
+    def edit_previewed(self, message: EditPreviewed) -> None:
+        result, draft = message.result, message.draft
+        if not result.needs_resync:
+            self.run_edit(draft, dry_run=False)
+            return
+        question = (f"Pipeline {draft.name} has already copied data. Saving "
+                    f"{'; '.join(result.changes)} resyncs it: its slot and publication are "
+                    "dropped, its target tables emptied and everything copied again.")  # fmt: skip
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_edit(draft, dry_run=False, resync=True)
+
+        self.app.push_screen(ConfirmModal(question), answered)
 
     @on(DraftSaved)
     def saved(self, message: DraftSaved) -> None:

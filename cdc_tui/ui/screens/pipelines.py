@@ -16,7 +16,13 @@ from cdc_tui.errors import CdcTuiError
 from cdc_tui.services.board import Board, BoardRow, read_board
 from cdc_tui.services.context import AppContext
 from cdc_tui.ui.formatting import human_bytes, human_seconds, percent
-from cdc_tui.ui.messages import ActionFinished, BoardUpdated, PollFailed, ValidationDone
+from cdc_tui.ui.messages import (
+    ActionFinished,
+    BoardUpdated,
+    EditLoaded,
+    PollFailed,
+    ValidationDone,
+)
 from cdc_tui.ui.screens.confirm import ConfirmModal, TypeNameModal
 from cdc_tui.ui.screens.error import ErrorModal, ReportModal
 from cdc_tui.ui.screens.help import HelpScreen, binding_rows
@@ -55,7 +61,7 @@ TONES: dict[str, dict[str, str]] = {
     "health": {"healthy": "good", "degraded": "warn", "failed": "bad"},
     "cdc": {"RUNNING": "good", "RECONNECTING": "warn", "FAILED": "bad"},
 }
-MUTATING = frozenset({"start", "stop", "restart", "resync", "drop", "new"})
+MUTATING = frozenset({"start", "stop", "restart", "resync", "drop", "new", "edit"})
 STOP_TIMEOUT_S = 120.0
 
 
@@ -93,19 +99,21 @@ def cells(row: BoardRow) -> tuple[str, ...]:
 class PipelinesScreen(Screen[None]):
     """Every pipeline with its statuses, lag and health; `?` lists the keys."""
 
+    # Footer order: at 80 columns the first ones show, so help and open come first.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("enter", "open", "Open", id="pipelines.open"),
         Binding("n", "new", "New", id="pipelines.new"),
+        Binding("e", "edit", "Edit", id="pipeline.edit"),
         Binding("s", "start", "Start", id="pipeline.start"),
         Binding("x", "stop", "Stop", id="pipeline.stop"),
         Binding("R", "restart", "Restart", id="pipeline.restart"),
         Binding("ctrl+r", "resync", "Resync", id="pipeline.resync"),
         Binding("d", "drop", "Drop", id="pipeline.drop"),
         Binding("v", "validate", "Validate", id="pipeline.validate"),
-        Binding("enter", "open", "Open", id="pipelines.open"),
         Binding("slash", "filter", "Filter", id="pipelines.filter"),
         Binding("o", "sort", "Sort", id="pipelines.sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="pipelines.unfilter"),
-        Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit", "Quit", id="app.quit"),
     ]
 
@@ -322,6 +330,38 @@ class PipelinesScreen(Screen[None]):
         from cdc_tui.ui.screens.new_pipeline import NewPipelineScreen
 
         self.app.push_screen(NewPipelineScreen(self.ctx), created)
+
+    def action_edit(self) -> None:
+        if (name := self.selected()) is None:
+            return
+        row = next((r for r in self.board.rows if r.name == name), None) if self.board else None
+        if row is not None and row.status not in ("STOPPED", "ERROR"):
+            self.notify(f"{name} is {row.status}; stop it (x) before editing it.",
+                        severity="warning")  # fmt: skip
+            return
+        self._load_for_edit(name)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _load_for_edit(self, name: str) -> None:
+        from cdc_tui.store.repositories import PipelineRepository
+
+        try:
+            record = PipelineRepository(self.ctx.store).get(name)
+        except CdcTuiError as exc:
+            self.post_message(ActionFinished(name, "edit", exc.title, exc.message))
+            return
+        self.post_message(EditLoaded(record))
+
+    @on(EditLoaded)
+    def open_edit(self, message: EditLoaded) -> None:
+        from cdc_tui.ui.screens.new_pipeline import NewPipelineScreen
+
+        def edited(name: str | None) -> None:
+            if name is not None:
+                self.notify(f"Pipeline {name} saved.", title="edit")
+                self.poll()
+
+        self.app.push_screen(NewPipelineScreen(self.ctx, editing=message.record), edited)
 
     def action_validate(self) -> None:
         if (name := self.selected()) is not None:
