@@ -27,11 +27,11 @@ from cdc_tui.domain.spec import (
 )
 from cdc_tui.domain.status import Engine
 from cdc_tui.engines.embedded.position import POSITION_SCHEMA
-from cdc_tui.errors import NotAvailableError, SourceError, UsageError
+from cdc_tui.errors import SourceError, UsageError
 from cdc_tui.pgconn import PgParams, connect_bounded
 from cdc_tui.pgerrors import conninfo_password, describe_endpoint, short_reason
 from cdc_tui.services.context import AppContext
-from cdc_tui.services.pipelines import create_pipeline
+from cdc_tui.services.pipelines import create_pipeline, resolve_source, resolve_target
 from cdc_tui.services.preflight import has_started
 from cdc_tui.sources.postgres.catalog import PRIMARY_KEY_COLUMNS
 from cdc_tui.sources.postgres.preflight import run_source_preflight
@@ -159,7 +159,7 @@ def source_catalog(ctx: AppContext, source: str, *, timeout_s: float = 5.0) -> l
         ConfigError: its password cannot be read (variable unset, file unreadable).
         SourceError: the server cannot be reached, refuses the login, or the query fails.
     """
-    ref = _source_ref(ctx, source)
+    ref = resolve_source(ctx, source)
     params = ctx.pg_params(ref, application_name=APPLICATION_NAME)
     try:
         with connect_bounded(params, timeout_s) as conn:
@@ -240,28 +240,13 @@ def _where(ref: ConnectionRef) -> str:
     return f"{parts.hostname or '?'}:{port}/{parts.path.lstrip('/')}"
 
 
-def _source_ref(ctx: AppContext, source: str) -> ConnectionRef:
-    ref = resolve_connection(source, ctx.settings, role="source")
-    if ref.kind != "postgresql":
-        raise UsageError(
-            f"Source {source!r} is not a PostgreSQL connection; cdc-tui replicates from "
-            "PostgreSQL only, so pick a postgresql connection."
-        )
-    return ref
-
-
 def _validate(
     ctx: AppContext, draft: Draft, *, editing: bool = False
 ) -> tuple[ConnectionRef, ConnectionRef]:
     """What `create_pipeline` and the repository check, in their order, without storing."""
     validate_pipeline_name(draft.name)
-    source = _source_ref(ctx, draft.source)
-    target = resolve_connection(draft.target, ctx.settings, role="target")
-    if target.kind == "mssql":
-        raise NotAvailableError(
-            f"Target {draft.target!r} is SQL Server, which is not available yet in this "
-            "version; pick a PostgreSQL target for now."
-        )
+    source = resolve_source(ctx, draft.source)
+    target = resolve_target(ctx, draft.target)
     if draft.engine == Engine.KAFKA_CONNECT:
         raise UsageError(
             "The kafka_connect engine needs a Kafka Connect REST URL, which this form does not "

@@ -21,11 +21,12 @@ import httpx
 
 from cdc_tui.config.connections import strip_password
 from cdc_tui.errors import NotAvailableError, NotFoundError, OperationError
+from cdc_tui.kafka_stack import JDBC_SINK_CONNECTOR_CLASS, POSTGRES_CONNECTOR_CLASS
 
 log = logging.getLogger(__name__)
 
-POSTGRES_SOURCE = "io.debezium.connector.postgresql.PostgresConnector"
-JDBC_SINK = "io.debezium.connector.jdbc.JdbcSinkConnector"
+POSTGRES_SOURCE = POSTGRES_CONNECTOR_CLASS
+JDBC_SINK = JDBC_SINK_CONNECTOR_CLASS
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=3.0)
 # Connect answers 409 during a rebalance; it usually settles within seconds.
 CONFLICT_RETRIES = 15
@@ -219,10 +220,27 @@ def _message(response: httpx.Response) -> str:
     return response.text.strip()[:300]
 
 
+def parse_states(doc: Mapping[str, Any] | None) -> dict[str, ConnectorState]:
+    """`GET /connectors?expand=status&expand=info`: each connector's state, by name."""
+    return {name: parse_state(entry["status"]) for name, entry in (doc or {}).items()
+            if entry.get("status")}  # fmt: skip
+
+
 class _Base:
-    def __init__(self, url: str) -> None:
+    """What both clients share: the URL as shown, the 409 policy, and reading responses."""
+
+    def __init__(self, url: str, conflict_retries: int, backoff_s: float) -> None:
         self.url = url.rstrip("/")
         self.shown_url = strip_password(self.url)
+        self.conflict_retries = conflict_retries
+        self.backoff_s = backoff_s
+
+    def _retry(self, call: Call, response: httpx.Response, attempt: int) -> bool:
+        """True when Connect is rebalancing (409) and attempts are left."""
+        if response.status_code != 409 or attempt >= self.conflict_retries:
+            return False
+        log.info("Connect answered 409 to %s %s; retrying", call.method, call.path)
+        return True
 
     def _request_args(self, call: Call) -> dict[str, Any]:
         return {"params": list(call.params), "json": call.body}
@@ -263,9 +281,7 @@ class ConnectClient(_Base):
         backoff_s: float = CONFLICT_BACKOFF_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(url)
-        self.conflict_retries = conflict_retries
-        self.backoff_s = backoff_s
+        super().__init__(url, conflict_retries, backoff_s)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
 
     def close(self) -> None:
@@ -283,9 +299,8 @@ class ConnectClient(_Base):
                 response = self._http.request(call.method, call.path, **self._request_args(call))
             except httpx.HTTPError as exc:
                 raise self._unreachable(call, exc) from exc
-            if response.status_code != 409 or attempt == self.conflict_retries:
+            if not self._retry(call, response, attempt):
                 return self._result(call, response)
-            log.info("Connect answered 409 to %s %s; retrying", call.method, call.path)
             time.sleep(self.backoff_s)
         raise AssertionError("unreachable")  # the loop always returns on its last attempt
 
@@ -310,9 +325,7 @@ class ConnectClient(_Base):
 
     def connectors(self) -> dict[str, ConnectorState]:
         """Every connector with its status (`?expand=status&expand=info`), by name."""
-        doc = self.run(list_call()) or {}
-        return {name: parse_state(entry["status"]) for name, entry in doc.items()
-                if entry.get("status")}  # fmt: skip
+        return parse_states(self.run(list_call()))
 
     def status(self, name: str) -> ConnectorState:
         return parse_state(self.run(status_call(name)))
@@ -365,9 +378,7 @@ class AsyncConnectClient(_Base):
         backoff_s: float = CONFLICT_BACKOFF_S,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(url)
-        self.conflict_retries = conflict_retries
-        self.backoff_s = backoff_s
+        super().__init__(url, conflict_retries, backoff_s)
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
 
     async def aclose(self) -> None:
@@ -381,15 +392,13 @@ class AsyncConnectClient(_Base):
                 )
             except httpx.HTTPError as exc:
                 raise self._unreachable(call, exc) from exc
-            if response.status_code != 409 or attempt == self.conflict_retries:
+            if not self._retry(call, response, attempt):
                 return self._result(call, response)
             await asyncio.sleep(self.backoff_s)
         raise AssertionError("unreachable")  # the loop always returns on its last attempt
 
     async def connectors(self) -> dict[str, ConnectorState]:
-        doc = await self.run(list_call()) or {}
-        return {name: parse_state(entry["status"]) for name, entry in doc.items()
-                if entry.get("status")}  # fmt: skip
+        return parse_states(await self.run(list_call()))
 
     async def status(self, name: str) -> ConnectorState:
         return parse_state(await self.run(status_call(name)))
