@@ -196,6 +196,18 @@ def _cmd_stop(ctx: AppContext, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_restart(ctx: AppContext, args: argparse.Namespace) -> int:
+    from cdc_tui.services.control import start_pipeline, stop_pipeline, wait_for
+
+    stop_pipeline(ctx, args.name, wait=True, timeout_s=args.timeout)
+    pid = start_pipeline(ctx, args.name)
+    print(f"Restarted the runner of {args.name} (pid {pid}).", flush=True)
+    if args.wait:
+        wait_for(ctx, args.name, args.wait, pid=pid, timeout_s=args.timeout,
+                 on_change=_print_progress)  # fmt: skip
+    return EXIT_OK
+
+
 def _cmd_resync(ctx: AppContext, args: argparse.Namespace) -> int:
     from cdc_tui.services.control import resync_pipeline
 
@@ -351,6 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("name")
     stop.add_argument("--wait", action="store_true")
     stop.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    restart = verbs.add_parser(
+        "restart", parents=[_common()],
+        help="stop, then start (kafka_connect: failed connector tasks start again too)",
+    )  # fmt: skip
+    restart.add_argument("name")
+    restart.add_argument("--wait", choices=["running", "completed"], default=None)
+    restart.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    restart.set_defaults(handler=_cmd_restart)
     resync = verbs.add_parser("resync", parents=[_common()], help="full load again")
     resync.add_argument("name")
     resync.add_argument("--table", default=None, metavar="T")

@@ -49,6 +49,9 @@ def configure_logging(level: str = "INFO", file: Path | None = None) -> Path:
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Connect's REST traffic at DEBUG is every socket event of every poll: noise, not insight.
+    for chatty in ("httpcore", "httpx"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     if path.exists():
         os.chmod(path, 0o600)
     return path

@@ -96,3 +96,27 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         f"@127.0.0.1:{cluster.port}/{db.name}"
     )
     drop_database(db)
+
+
+@pytest.fixture(scope="session")
+def kafka_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One real Kafka broker and Connect worker with Debezium for the kafka_connect tests.
+
+    The jars come from the shared cache (only the first run on a machine downloads them);
+    under CI=true a missing java or mvn fails the run instead of skipping.
+    """
+    import shutil
+
+    from cdc_tui import kafka_stack as ks
+
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        message = f"{' and '.join(missing)} not installed: the Kafka stack needs Java 17 and Maven."
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    state_dir = tmp_path_factory.mktemp("kafka-session")
+    ks.fetch()
+    stack = ks.start(state_dir, timeout=240)
+    yield stack
+    ks.stop(state_dir)

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 CONNECTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 ENV_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 URL_SCHEMES = ("postgresql", "postgres", "mssql")
+# `${provider:[path:]key}`, the syntax of Kafka's ConfigTransformer.
+CONFIG_REFERENCE_RE = re.compile(r"^\$\{[A-Za-z0-9_.-]+:[^}]+\}$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # hide_input_in_errors keeps a password-bearing URL out of a chained ValidationError's text.
@@ -45,6 +47,21 @@ class ConnectionSettings(BaseModel):
 
     password_file: Path | None = None
     """File whose content (trailing newline stripped) is the password."""
+
+    connect_password: str | None = None
+    """For the kafka_connect engine: how Kafka Connect workers read this password, as a config
+    provider reference such as "${env:PG_PASSWORD}" or "${file:/etc/kafka/pg.properties:pw}"
+    (the reference is posted to Connect; the password never is)."""
+
+    @field_validator("connect_password")
+    @classmethod
+    def _check_reference(cls, value: str | None) -> str | None:
+        if value is not None and not CONFIG_REFERENCE_RE.match(value):
+            raise ValueError(
+                "connect_password must be a Kafka Connect config provider reference like "
+                '"${env:PG_PASSWORD}" or "${file:/path/secrets.properties:key}", not a password'
+            )
+        return value
 
     @field_validator("url")
     @classmethod
@@ -112,6 +129,36 @@ class RunnerSettings(BaseModel):
         return self
 
 
+class KafkaConnectSettings(BaseModel):
+    """The kafka_connect engine: `[kafka_connect]`."""
+
+    model_config = _MODEL_CONFIG
+
+    secrets_dir: Path | None = None
+    """A directory the Connect workers' `file` config provider reads (shared or local): the
+    runner writes each pipeline's passwords there (mode 0600) and posts only references."""
+
+    poll_interval: float = Field(default=2.0, gt=0)
+    """Seconds between two looks of the runner at the connectors, the slot and the lag."""
+
+    task_restart_limit: int = Field(default=5, ge=0)
+    """Automatic restarts of a FAILED task before the pipeline goes to ERROR."""
+
+    task_restart_backoff_max: float = Field(default=60.0, gt=0)
+    """Upper bound in seconds of the wait before an automatic task restart."""
+
+    stall_seconds: float = Field(default=120.0, gt=0)
+    """A RUNNING source whose slot has not moved for this long while the source wrote WAL
+    makes the pipeline degraded."""
+
+    heartbeat_interval_ms: int = Field(default=10_000, ge=1000)
+    """Debezium's heartbeat: it writes the pipeline's heartbeat row so the slot moves even when
+    the replicated tables are idle."""
+
+    request_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for one Kafka Connect REST answer."""
+
+
 class LoggingSettings(BaseModel):
     """The log file: `[logging]`."""
 
@@ -169,6 +216,9 @@ class Settings(BaseSettings):
 
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     """The log file."""
+
+    kafka_connect: KafkaConnectSettings = Field(default_factory=KafkaConnectSettings)
+    """The kafka_connect engine."""
 
     @field_validator("connections")
     @classmethod

@@ -34,6 +34,8 @@ class HealthInputs:
     slot: SlotObservation | None = None
     lag_seconds: float | None = None
     task_states: tuple[str, ...] = ()
+    connect_error: str | None = None
+    stalled_since: str | None = None
     lag_bytes_degraded: int = DEFAULT_LAG_BYTES_DEGRADED
     lag_seconds_degraded: float = DEFAULT_LAG_SECONDS_DEGRADED
 
@@ -87,8 +89,18 @@ def _degradations(i: HealthInputs) -> list[str]:
         out.append(f"lag is {lag_b} bytes")
     if i.lag_seconds is not None and i.lag_seconds > i.lag_seconds_degraded:
         out.append(f"lag is {i.lag_seconds:.0f} s")
-    if any(s in ("PAUSED", "UNASSIGNED", "RESTARTING") for s in i.task_states):
-        out.append("a connector task is not RUNNING")
+    idle = ("PAUSED", "UNASSIGNED", "RESTARTING", "STOPPED")
+    if running and any(s in idle for s in i.task_states):
+        out.append("a connector or task is not RUNNING")
+    if running and "MISSING" in i.task_states and i.cdc_status == CdcStatus.RUNNING:
+        out.append("a connector is missing from Kafka Connect")
+    if i.connect_error is not None and running:
+        out.append(f"Kafka Connect unreachable: {i.connect_error}")
+    if i.stalled_since is not None and running:
+        out.append(
+            f"the source connector is RUNNING but the slot has not moved since {i.stalled_since} "
+            "while the source writes"
+        )
     return out
 
 

@@ -25,11 +25,14 @@ from cdc_tui.domain.status import (
     TableState,
 )
 from cdc_tui.engines.embedded.apply_errors import SchemaDriftError
-from cdc_tui.errors import CdcTuiError, NotAvailableError, OperationError
+from cdc_tui.engines.kafka_connect.naming import heartbeat_table, helper_tables
+from cdc_tui.errors import CdcTuiError, OperationError
 from cdc_tui.fullload.errors import SnapshotLostError
 from cdc_tui.pgconn import connect
 from cdc_tui.pgerrors import short_reason
 from cdc_tui.runner.backoff import Backoff
+from cdc_tui.runner.connect_prepare import prepare_debezium_source
+from cdc_tui.runner.connect_stream import run_connect_step2
 from cdc_tui.runner.lease import LeaseKeeper
 from cdc_tui.runner.retry import is_retriable
 from cdc_tui.runner.settle import WORKING_CDC, settle_stopped
@@ -44,9 +47,11 @@ from cdc_tui.runner.steps import (
 )
 from cdc_tui.runner.streaming import run_step2
 from cdc_tui.services.context import AppContext, default_actor
+from cdc_tui.sources.postgres.catalog import TableDef
 from cdc_tui.sources.postgres.objects import drop_slot, slot_row
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
+from cdc_tui.targets.postgres.ddl import TablePlan
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +77,6 @@ class Runner:
 
     def run(self) -> int:
         """Run to the end; the exit code is 0 when stopped or completed, 1 after a failure."""
-        pipeline = self.repo.get(self.name)
-        if pipeline.engine != Engine.EMBEDDED:
-            raise NotAvailableError(
-                f"Pipeline {self.name!r} uses the {pipeline.engine} engine, which this version "
-                "cannot run yet; recreate it with --engine embedded."
-            )
         self.keeper.acquire()
         self._install_signal_handlers()
         try:
@@ -136,7 +135,12 @@ class Runner:
             publication_name=pipeline.publication_name,
             target_schema=pipeline.target_schema,
             tables=tuple(t.table for t in pipeline.tables),
+            published_extra=helper_tables(self.name) if self._kafka(pipeline) else (),
         )
+
+    @staticmethod
+    def _kafka(pipeline: PipelineRecord) -> bool:
+        return pipeline.engine == Engine.KAFKA_CONNECT
 
     def _run_once(self) -> bool:
         """One pass through the steps; True when the runner should exit."""
@@ -153,7 +157,7 @@ class Runner:
         if needs_copy:
             self._prepare_step1(sc, pipeline)
             self._status(PipelineStatus.RUNNING, "Step 0 started")
-            run_step0(sc, plans)
+            run_step0(sc, plans + self._engine_step0(sc, pipeline))
             if pipeline.mode == Mode.FULL_LOAD_ONLY:
                 full_load_only(sc, plans, cancel)
                 return True
@@ -161,11 +165,24 @@ class Runner:
                 return True
         elif pipeline.cdc_status == CdcStatus.NOT_STARTED and not self._slot_exists(sc):
             self._status(PipelineStatus.RUNNING, "Step 0 started")
-            run_step0(sc, plans)
+            run_step0(sc, plans + self._engine_step0(sc, pipeline))
             create_cdc_only_slot(sc)
         self._status(PipelineStatus.RUNNING, "Step 2 starting")
-        run_step2(self, sc, plans)
+        if self._kafka(pipeline):
+            run_connect_step2(self, sc)
+        else:
+            run_step2(self, sc, plans)
         return True
+
+    def _engine_step0(
+        self, sc: StepContext, pipeline: PipelineRecord
+    ) -> list[tuple[TableDef, TablePlan]]:
+        """kafka_connect: its source tables and replica identities before the slot exists, and
+        the heartbeat's target table."""
+        if not self._kafka(pipeline):
+            return []
+        prepare_debezium_source(sc, self.repo, self.actor)
+        return load_plans(sc.source, self.name, (heartbeat_table(self.name),), sc.target_schema)
 
     def _slot_exists(self, sc: StepContext) -> bool:
         with connect(sc.source) as conn:

@@ -59,6 +59,12 @@ class StepContext:
     publication_name: str
     target_schema: str | None
     tables: tuple[TableRef, ...]
+    # Tables the publication carries besides the replicated ones (kafka_connect's helpers).
+    published_extra: tuple[TableRef, ...] = ()
+
+    @property
+    def published(self) -> tuple[TableRef, ...]:
+        return self.tables + self.published_extra
 
 
 def load_plans(
@@ -93,14 +99,14 @@ def ensure_publication(sc: StepContext) -> None:
     with connect(sc.source) as conn:
         if publication_exists(conn, sc.publication_name):
             have = publication_tables(conn, sc.publication_name)
-            if have != set(sc.tables):
+            if have != set(sc.published):
                 raise OperationError(
                     f"Publication {sc.publication_name} exists on the source with other tables; "
                     f"drop it (DROP PUBLICATION {sc.publication_name}) and start again."
                 )
             sc.steplog.step1(f"publication {sc.publication_name} already exists")
             return
-        create_publication(conn, sc.publication_name, sc.tables)
+        create_publication(conn, sc.publication_name, sc.published)
     sc.steplog.step1(f"created publication {sc.publication_name}")
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import (
     CdcStatus,
     FullLoadStatus,
@@ -27,6 +28,15 @@ from cdc_tui.pgerrors import short_reason
 from cdc_tui.runner.launcher import launch_runner
 from cdc_tui.runner.procs import pid_alive
 from cdc_tui.runner.settle import settle_stopped
+from cdc_tui.services.connect_ops import (
+    clean_kafka_source,
+    drop_target_heartbeat,
+    is_kafka,
+    next_generation,
+    remove_pipeline_connectors,
+    resync_table,
+    stop_pipeline_connectors,
+)
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.status import runner_is_alive
 from cdc_tui.sources.postgres.objects import drop_publication, drop_slot
@@ -142,6 +152,7 @@ def stop_pipeline(ctx: AppContext, name: str, *, wait: bool, timeout_s: float | 
             log.info("runner pid %d of %s is already gone", lease.pid, name)
     if live_runner_pid(ctx, name) is None:
         _settle_without_runner(ctx, name)
+        _stop_connectors(ctx, name)
         return True
     if not wait:
         return False
@@ -155,7 +166,18 @@ def stop_pipeline(ctx: AppContext, name: str, *, wait: bool, timeout_s: float | 
             )
         time.sleep(POLL_S)
     _settle_without_runner(ctx, name)
+    _stop_connectors(ctx, name)
     return True
+
+
+def _stop_connectors(ctx: AppContext, name: str) -> None:
+    """kafka_connect: the connectors stream without the runner, so stop stops them too."""
+    pipeline = PipelineRepository(ctx.store).get(name)
+    if is_kafka(pipeline) and pipeline.connect_url:
+        for line in stop_pipeline_connectors(pipeline):
+            PipelineRepository(ctx.store).record_event(
+                name, kind=EventKind.ACTION, reason=line, actor=ctx.actor
+            )
 
 
 def _settle_without_runner(ctx: AppContext, name: str) -> None:
@@ -186,6 +208,8 @@ def resync_pipeline(ctx: AppContext, name: str, table: str | None) -> list[str]:
     """Stop, drop the slot, truncate the target tables, and start again from Step 1."""
     repo = PipelineRepository(ctx.store)
     pipeline = repo.get(name)
+    if table is not None and is_kafka(pipeline):
+        return resync_table(ctx, pipeline, TableRef.parse(table))
     if table is not None:
         raise UsageError(
             f"The {pipeline.engine} engine resyncs whole pipelines only; run "
@@ -196,7 +220,10 @@ def resync_pipeline(ctx: AppContext, name: str, table: str | None) -> list[str]:
             f"Pipeline {name!r} is cdc_only and has no full load to redo; drop and recreate it."
         )
     stop_pipeline(ctx, name, wait=True, timeout_s=None)
-    done = source_cleanup(ctx, pipeline, publication=False)
+    done = remove_pipeline_connectors(pipeline) if is_kafka(pipeline) else []
+    done += source_cleanup(ctx, pipeline, publication=False)
+    if is_kafka(pipeline):
+        done.append(f"next connectors are generation {next_generation(ctx, pipeline)}")
     params = ctx.pg_params(pipeline.target, application_name="cdc-tui resync")
     try:
         with connect(params, autocommit=False) as conn:
@@ -246,11 +273,17 @@ def drop_pipeline_everywhere(ctx: AppContext, name: str) -> list[str]:
     repo = PipelineRepository(ctx.store)
     pipeline = repo.get(name)
     stop_pipeline(ctx, name, wait=True, timeout_s=None)
-    done = source_cleanup(ctx, pipeline, publication=True)
+    kafka = is_kafka(pipeline)
+    done = remove_pipeline_connectors(pipeline) if kafka else []
+    done += source_cleanup(ctx, pipeline, publication=True)
+    if kafka:
+        done += clean_kafka_source(ctx, pipeline)
     params = ctx.pg_params(pipeline.target, application_name="cdc-tui drop")
     try:
         with connect(params, autocommit=False) as conn:
             forget_position(conn, pipeline.name)
+            if kafka and drop_target_heartbeat(conn, pipeline):
+                done.append("dropped the target heartbeat table")
             conn.commit()
     except psycopg.Error as exc:
         log.warning("could not forget the target position of %s: %s", name, exc)

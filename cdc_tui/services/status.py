@@ -11,11 +11,12 @@ from typing import Any
 import psycopg
 
 from cdc_tui.domain.health import HealthInputs, HealthVerdict, SlotObservation, compute_health
-from cdc_tui.domain.status import PipelineStatus
+from cdc_tui.domain.status import Engine, PipelineStatus
 from cdc_tui.errors import ConfigError
 from cdc_tui.pgconn import connect
 from cdc_tui.pgerrors import short_reason
 from cdc_tui.runner.procs import pid_alive
+from cdc_tui.services.connect_probe import ConnectProbe, probe_connect
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.slots import SlotInfo, read_slot
 from cdc_tui.store.records import LeaseRecord, PipelineRecord
@@ -69,6 +70,7 @@ def health_of(
     lease: LeaseRecord | None,
     now: datetime,
     slot: SlotProbe | None = None,
+    connect: ConnectProbe | None = None,
 ) -> HealthVerdict:
     """Health from what is stored, the lease, and the slot when it was probed."""
     observation: SlotObservation | None = None
@@ -92,6 +94,9 @@ def health_of(
             runner_alive=runner_alive,
             slot=observation,
             lag_seconds=pipeline.lag_seconds,
+            task_states=connect.task_states if connect is not None else (),
+            connect_error=connect.error if connect is not None else None,
+            stalled_since=iso(pipeline.stalled_since),
         )
     )
 
@@ -163,7 +168,9 @@ def status_document(
     lease = LeaseRepository(ctx.store).get(pipeline.name)
     now = now or datetime.now(UTC)
     probe = probe_slot(ctx, pipeline) if probe_source else None
-    verdict = health_of(pipeline, lease, now, probe)
+    kafka = pipeline.engine == Engine.KAFKA_CONNECT
+    connect = probe_connect(pipeline) if kafka and probe_source else None
+    verdict = health_of(pipeline, lease, now, probe, connect)
     return {
         **_header(pipeline, verdict),
         "health_reasons": list(verdict.reasons),
@@ -189,7 +196,8 @@ def status_document(
             "changes_applied": pipeline.changes_applied,
             "last_applied_at": iso(pipeline.last_applied_at),
         },
-        "connectors": [],
+        "connectors": connect.connectors_json() if connect is not None else [],
+        **({"connect": connect.connect_json()} if connect is not None else {}),
         "runner": _runner_json(lease, now),
         "last_error": pipeline.last_error,
     }

@@ -89,6 +89,9 @@ class Pipeline(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     stop_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # JSON [[schema, table, previous identity], ...]: what drop restores on the source.
+    replica_identity_changes: Mapped[str | None] = mapped_column(Text)
+    stalled_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     connections: Mapped[list[Connection]] = relationship(

@@ -119,6 +119,8 @@ def pipeline_record(row: Pipeline) -> PipelineRecord:
         lag_seconds=row.lag_seconds,
         last_error=row.last_error,
         stop_requested_at=row.stop_requested_at,
+        replica_identity_changes=row.replica_identity_changes,
+        stalled_since=row.stalled_since,
         created_at=row.created_at,
         updated_at=row.updated_at,
         source=by_role[ConnectionRole.SOURCE],

@@ -71,6 +71,8 @@ class PipelineRecord:
     lag_seconds: float | None
     last_error: str | None
     stop_requested_at: datetime | None
+    replica_identity_changes: str | None
+    stalled_since: datetime | None
     created_at: datetime
     updated_at: datetime
     source: ConnectionRef

@@ -63,6 +63,8 @@ UPDATABLE_FIELDS = frozenset(
         "lag_seconds",
         "last_error",
         "stop_requested_at",
+        "replica_identity_changes",
+        "stalled_since",
     }
 )
 

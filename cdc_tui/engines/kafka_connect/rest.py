@@ -45,6 +45,7 @@ class ConnectUnreachable(ConnectError):
     """No answer from the Connect REST endpoint."""
 
     default_title = "Kafka Connect unreachable"
+    retriable = True  # the runner waits for Connect with backoff instead of failing
 
 
 class ConnectorMissing(NotFoundError):

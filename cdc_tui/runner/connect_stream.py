@@ -1,0 +1,374 @@
+"""Step 2 on the kafka_connect engine: create or resume the connectors, then watch them.
+
+The runner does not carry the changes (Debezium and the JDBC sink do); it keeps the statuses
+true: connector and task states, restarts of failed tasks with backoff and a cap, the slot's
+position, the end-to-end lag timed by the heartbeat row, and a stalled source.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from cdc_tui.config.settings import KafkaConnectSettings
+from cdc_tui.domain.status import CdcStatus, TableState
+from cdc_tui.engines.kafka_connect.configs import (
+    Endpoint,
+    PipelineConnectors,
+    sink_config,
+    source_config,
+)
+from cdc_tui.engines.kafka_connect.endpoints import endpoint
+from cdc_tui.engines.kafka_connect.lifecycle import (
+    ensure_connectors,
+    state_or_none,
+    stop_connectors,
+)
+from cdc_tui.engines.kafka_connect.naming import ConnectNames, heartbeat_table
+from cdc_tui.engines.kafka_connect.rest import ConnectClient, ConnectorState, ConnectUnreachable
+from cdc_tui.errors import OperationError
+from cdc_tui.kafka_stack import JDBC_SINK_CONNECTOR_CLASS, POSTGRES_CONNECTOR_CLASS
+from cdc_tui.pgconn import connect
+from cdc_tui.runner.steps import StepContext
+from cdc_tui.sources.postgres.debezium_objects import BEAT, heartbeat_query
+from cdc_tui.sources.postgres.objects import slot_row
+from cdc_tui.sources.postgres.slots import SlotInfo, read_slot
+from cdc_tui.store.records import PipelineRecord
+
+if TYPE_CHECKING:
+    from cdc_tui.runner.runner import Runner
+
+log = logging.getLogger(__name__)
+
+RESTART_FIRST_DELAY_S = 5.0
+# A task that has run this long since its last automatic restart gets its full budget back.
+RESTART_BUDGET_RESET_S = 300.0
+TARGET_BEAT = "SELECT beat_at FROM {} WHERE id = 1"
+
+
+def connect_client(pipeline: PipelineRecord, settings: KafkaConnectSettings) -> ConnectClient:
+    if not pipeline.connect_url:
+        raise OperationError(
+            f"Pipeline {pipeline.name!r} uses the kafka_connect engine but has no Connect URL; "
+            f"set one with `cdc-tui pipeline edit {pipeline.name} --connect-url URL`."
+        )
+    import httpx  # the client's own import; only its timeout type is needed here
+
+    return ConnectClient(
+        pipeline.connect_url, timeout=httpx.Timeout(settings.request_timeout, connect=3.0)
+    )
+
+
+def connect_names(pipeline: PipelineRecord) -> ConnectNames:
+    return ConnectNames.of(pipeline.name, pipeline.created_at, pipeline.generation)
+
+
+def pipeline_connectors(
+    runner: Runner, sc: StepContext, pipeline: PipelineRecord
+) -> PipelineConnectors:
+    settings = runner.ctx.settings
+    return PipelineConnectors(
+        names=connect_names(pipeline),
+        slot_name=sc.slot_name,
+        publication_name=sc.publication_name,
+        tables=sc.tables,
+        source=endpoint(pipeline.source, sc.source, settings, role="source", pipeline=sc.pipeline),
+        target=endpoint(pipeline.target, sc.target, settings, role="target", pipeline=sc.pipeline),
+        target_schema=sc.target_schema,
+        heartbeat_ms=settings.kafka_connect.heartbeat_interval_ms,
+        heartbeat_query=heartbeat_query(sc.pipeline),
+    )
+
+
+def check_slot_alive(sc: StepContext) -> None:
+    """Debezium would create a missing slot and stream from now: a silent gap, so refuse."""
+    with connect(sc.source) as conn:
+        row = slot_row(conn, sc.slot_name)
+    if row is None:
+        raise OperationError(
+            f"Replication slot {sc.slot_name} of pipeline {sc.pipeline!r} is missing on the "
+            f"source; changes since were lost: resync required (`cdc-tui resync {sc.pipeline}`)."
+        )
+    if row.get("wal_status") == "lost":
+        raise OperationError(
+            f"Replication slot {sc.slot_name} was invalidated (wal_status lost); resync "
+            f"required (`cdc-tui resync {sc.pipeline}`)."
+        )
+
+
+def run_connect_step2(runner: Runner, sc: StepContext) -> None:
+    pipeline = runner.repo.get(sc.pipeline)
+    if pipeline.cdc_status != CdcStatus.RECONNECTING:
+        runner.cdc(CdcStatus.STARTING, "Step 2 starting")
+    settings = runner.ctx.settings.kafka_connect
+    pc = pipeline_connectors(runner, sc, pipeline)
+    wanted = {
+        pc.names.source_connector: (POSTGRES_CONNECTOR_CLASS, source_config(pc)),
+        pc.names.sink_connector: (JDBC_SINK_CONNECTOR_CLASS, sink_config(pc)),
+    }
+    with connect_client(pipeline, settings) as client:
+        client.require_plugins(POSTGRES_CONNECTOR_CLASS, JDBC_SINK_CONNECTOR_CLASS)
+        check_slot_alive(sc)
+        ensure_connectors(client, wanted, runner.steplog.step2)
+        runner.cdc(CdcStatus.RUNNING, f"connectors {', '.join(wanted)} running")
+        runner.repo.update(sc.pipeline, last_error=None)
+        runner.backoff.reset()
+        runner.steplog.step2(
+            f"Debezium streams slot {sc.slot_name} through Kafka Connect at {client.shown_url}"
+        )
+        watcher = ConnectWatcher(runner, sc, client, pc.names, settings)
+        try:
+            watcher.run()
+        finally:
+            if runner.should_stop():
+                for line in stop_connectors(client, pc.names.connectors):
+                    runner.steplog.step2(line)
+
+
+@dataclass
+class _TaskBudget:
+    restarts: int = 0
+    next_at: float = 0.0
+    restarted_at: float = 0.0
+
+
+@dataclass
+class ConnectWatcher:
+    """One look every poll interval until the runner is asked to stop."""
+
+    runner: Runner
+    sc: StepContext
+    client: ConnectClient
+    names: ConnectNames
+    settings: KafkaConnectSettings
+    budgets: dict[tuple[str, int], _TaskBudget] = field(default_factory=dict)
+    beats: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
+    unreachable: bool = False
+    slot_lsn: str | None = None
+    slot_moved_at: float = field(default_factory=time.monotonic)
+    stalled: bool = False
+
+    def run(self) -> None:
+        while not self.runner.should_stop():
+            self.look_once()
+            self.runner.stop_event.wait(self.settings.poll_interval)
+
+    def look_once(self) -> None:
+        try:
+            states = {n: state_or_none(self.client, n) for n in self.names.connectors}
+        except ConnectUnreachable as exc:
+            self._unreachable(exc.message)
+        else:
+            self._reachable()
+            self._tend(states)
+        self._metrics()
+
+    # -- Connect ---------------------------------------------------------------------------
+
+    def _unreachable(self, message: str) -> None:
+        self.runner.repo.update(self.sc.pipeline, last_error=message)
+        if not self.unreachable:
+            self.unreachable = True
+            self.runner.cdc(CdcStatus.RECONNECTING, message)
+            self.runner.steplog.step2(message, "WARNING")
+
+    def _reachable(self) -> None:
+        if self.unreachable:
+            self.unreachable = False
+            self.runner.repo.update(self.sc.pipeline, last_error=None)
+            self.runner.cdc(CdcStatus.RUNNING, "Kafka Connect answers again")
+            self.runner.steplog.step2("Kafka Connect answers again")
+
+    def _tend(self, states: dict[str, ConnectorState | None]) -> None:
+        for name, state in states.items():
+            if state is None:
+                raise ConnectorDisappeared(
+                    f"Connector {name} of pipeline {self.sc.pipeline!r} disappeared from Kafka "
+                    "Connect; the runner creates it again on its next attempt."
+                )
+            if state.state in ("STOPPED", "PAUSED"):
+                self.client.resume(name)
+                self.runner.steplog.step2(f"resumed connector {name} (it was {state.state})")
+            failed = [(t.id, t.trace) for t in state.failed_tasks]
+            if state.state == "FAILED":
+                failed.append((-1, state.trace))
+            for task_id, trace in failed:
+                self._restart_failed(name, task_id, trace)
+            self._settle_budgets(name, state)
+
+    def _restart_failed(self, name: str, task_id: int, trace: str | None) -> None:
+        budget = self.budgets.setdefault((name, task_id), _TaskBudget())
+        what = f"connector {name}" if task_id < 0 else f"task {task_id} of connector {name}"
+        cause = first_line(trace)
+        self.runner.repo.update(self.sc.pipeline, last_error=f"{what} FAILED: {cause}")
+        now = time.monotonic()
+        if now < budget.next_at:
+            return
+        if budget.restarts >= self.settings.task_restart_limit:
+            raise ConnectorFailed(
+                f"{what} FAILED again after {budget.restarts} automatic restart(s): {cause}; "
+                f"fix the cause, then `cdc-tui restart {self.sc.pipeline}`."
+            )
+        budget.restarts += 1
+        delay = min(self.settings.task_restart_backoff_max,
+                    RESTART_FIRST_DELAY_S * 2 ** (budget.restarts - 1))  # fmt: skip
+        budget.next_at = now + delay
+        budget.restarted_at = now
+        if task_id < 0:
+            self.client.restart(name, include_tasks=True, only_failed=True)
+        else:
+            self.client.restart_task(name, task_id)
+        self.runner.steplog.step2(
+            f"{what} FAILED: {cause}; restarted it (automatic restart {budget.restarts} of "
+            f"{self.settings.task_restart_limit})", "WARNING",
+        )  # fmt: skip
+
+    def _settle_budgets(self, name: str, state: ConnectorState) -> None:
+        now = time.monotonic()
+        running = {t.id for t in state.tasks if t.state == "RUNNING"}
+        if state.state == "RUNNING":
+            running.add(-1)
+        for (conn_name, task_id), budget in list(self.budgets.items()):
+            recovered = now - budget.restarted_at > RESTART_BUDGET_RESET_S
+            if conn_name == name and task_id in running and recovered:
+                del self.budgets[(conn_name, task_id)]
+        if not state.failed_tasks and state.state != "FAILED":
+            current = self.runner.repo.get(self.sc.pipeline).last_error
+            if current and f"connector {name}" in current and "FAILED" in current:
+                self.runner.repo.update(self.sc.pipeline, last_error=None)
+
+    # -- source and target -----------------------------------------------------------------
+
+    def _metrics(self) -> None:
+        """Beat, read the slot and the target's beat; persist position, lag, stall."""
+        try:
+            with connect(self.sc.source) as src:
+                row: Any = src.execute(
+                    sql.SQL(BEAT + " RETURNING beat_at").format(
+                        sql.Identifier(*_parts(heartbeat_table(self.sc.pipeline)))
+                    )
+                ).fetchone()
+                self.beats.append(row[0])
+                slot = read_slot(src, self.sc.slot_name)
+            target_beat = self._target_beat()
+        except psycopg.Error as exc:
+            log.info("metrics of %s skipped: %s", self.sc.pipeline, exc)
+            return
+        if slot is None:
+            raise OperationError(
+                f"Replication slot {self.sc.slot_name} of pipeline {self.sc.pipeline!r} "
+                "disappeared from the source; resync required "
+                f"(`cdc-tui resync {self.sc.pipeline}`)."
+            )
+        lag = self._lag(target_beat)
+        self.runner.repo.update(
+            self.sc.pipeline,
+            applied_lsn=slot.confirmed_flush_lsn,
+            last_applied_at=target_beat,
+            lag_seconds=lag,
+        )
+        self._watch_stall(slot)
+        self._finish_resyncs()
+
+    def _target_beat(self) -> datetime | None:
+        table = heartbeat_table(self.sc.pipeline)
+        schema = self.sc.target_schema or table.schema
+        with connect(self.sc.target) as tgt:
+            try:
+                row = tgt.execute(
+                    sql.SQL(TARGET_BEAT).format(sql.Identifier(schema, table.name))
+                ).fetchone()
+            except psycopg.errors.UndefinedTable:
+                return None
+        return None if row is None else row[0]
+
+    def _lag(self, target_beat: datetime | None) -> float | None:
+        """Seconds the oldest heartbeat the target has not applied yet has been waiting."""
+        if not self.beats:
+            return None
+        latest = self.beats[-1]
+        while self.beats and target_beat is not None and self.beats[0] <= target_beat:
+            self.beats.popleft()
+        if not self.beats:
+            self.beats.append(latest)
+            return 0.0
+        return max(0.0, (latest - self.beats[0]).total_seconds())
+
+    def _watch_stall(self, slot: SlotInfo) -> None:
+        now = time.monotonic()
+        if slot.confirmed_flush_lsn != self.slot_lsn:
+            self.slot_lsn = slot.confirmed_flush_lsn
+            self.slot_moved_at = now
+            if self.stalled:
+                self.stalled = False
+                self.runner.repo.update(self.sc.pipeline, stalled_since=None)
+                self.runner.steplog.step2(f"slot {self.sc.slot_name} moves again")
+            return
+        waited = now - self.slot_moved_at
+        if not self.stalled and waited > self.settings.stall_seconds and (slot.lag_bytes or 0) > 0:
+            self.stalled = True
+            since = datetime.now(UTC)
+            self.runner.repo.update(self.sc.pipeline, stalled_since=since)
+            self.runner.steplog.step2(
+                f"slot {self.sc.slot_name} has not moved for {waited:.0f} s while the source "
+                f"wrote {slot.lag_bytes} bytes; the source connector is not streaming", "WARNING",
+            )  # fmt: skip
+
+    def _finish_resyncs(self) -> None:
+        """Tables being re-read by an incremental snapshot are COMPLETED once Debezium's offset
+        has moved past the request and no snapshot is in progress any more."""
+        pipeline = self.runner.repo.get(self.sc.pipeline)
+        copying = [t for t in pipeline.tables if t.state == TableState.COPYING]
+        if not copying:
+            return
+        try:
+            offsets = self.client.offsets(self.names.source_connector)
+        except ConnectUnreachable:
+            return
+        offset = offsets[0].get("offset", {}) if offsets else {}
+        if any(key.startswith("incremental_snapshot") for key in offset):
+            return
+        ts_usec = offset.get("ts_usec")
+        for t in copying:
+            if t.started_at is None or ts_usec is None:
+                continue
+            if int(ts_usec) > int(t.started_at.timestamp() * 1_000_000):
+                self.runner.repo.transition_table(
+                    self.sc.pipeline, t.table, TableState.COMPLETED,
+                    reason="incremental snapshot finished", actor=self.runner.actor,
+                )  # fmt: skip
+                self.runner.steplog.step2(f"{t.table}: incremental snapshot finished")
+
+
+class ConnectorFailed(OperationError):
+    """A connector or task kept failing after its automatic restarts."""
+
+    retriable = False
+
+
+class ConnectorDisappeared(OperationError):
+    """Someone deleted a connector; the next attempt creates it again (offsets are kept)."""
+
+    retriable = True
+
+
+def first_line(trace: str | None) -> str:
+    if not trace:
+        return "no trace given"
+    lines = [ln.strip() for ln in trace.splitlines() if ln.strip()]
+    caused = [ln for ln in lines if ln.startswith("Caused by:")]
+    return (caused[-1] if caused else lines[0])[:300]
+
+
+def _parts(ref: Any) -> tuple[str, str]:
+    return (ref.schema, ref.name)
+
+
+__all__ = ["ConnectWatcher", "Endpoint", "run_connect_step2"]

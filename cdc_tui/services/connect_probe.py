@@ -1,0 +1,73 @@
+"""What Kafka Connect says about a pipeline's connectors, for `status` and the console."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from cdc_tui.config.connections import strip_password
+from cdc_tui.engines.kafka_connect.lifecycle import state_or_none
+from cdc_tui.engines.kafka_connect.naming import ConnectNames
+from cdc_tui.engines.kafka_connect.rest import ConnectClient, ConnectError, ConnectorState
+from cdc_tui.store.records import PipelineRecord
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+
+
+@dataclass(frozen=True)
+class ConnectProbe:
+    """The pipeline's two connectors by role; `error` is set when Connect could not be asked."""
+
+    url: str | None
+    names: dict[str, str] = field(default_factory=dict)  # role -> connector name
+    states: dict[str, ConnectorState | None] = field(default_factory=dict)  # by name
+    error: str | None = None
+
+    @property
+    def task_states(self) -> tuple[str, ...]:
+        """Connector and task states as health reads them (MISSING: not in Connect)."""
+        out: list[str] = []
+        for name in self.names.values():
+            state = self.states.get(name)
+            if state is None:
+                out.append("MISSING")
+                continue
+            out.append(state.state)
+            out.extend(t.state for t in state.tasks)
+        return tuple(out)
+
+    def connectors_json(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for role, name in self.names.items():
+            state = self.states.get(name)
+            if state is None:
+                out.append({"name": name, "role": role, "type": role, "state": "MISSING",
+                            "worker_id": None, "trace": None, "tasks": []})  # fmt: skip
+                continue
+            out.append({**state.to_json(), "role": role, "type": state.type})
+        return out
+
+    def connect_json(self) -> dict[str, Any]:
+        return {"url": self.url, "reachable": self.error is None, "error": self.error}
+
+
+def probe_connect(pipeline: PipelineRecord) -> ConnectProbe:
+    """Ask Connect for both connectors' status; an unreachable Connect is reported, not raised."""
+    names = ConnectNames.of(pipeline.name, pipeline.created_at, pipeline.generation)
+    by_role = {"source": names.source_connector, "sink": names.sink_connector}
+    url = strip_password(pipeline.connect_url) if pipeline.connect_url else None
+    if not pipeline.connect_url:
+        return ConnectProbe(url, by_role, error="the pipeline has no Kafka Connect URL")
+    try:
+        with ConnectClient(pipeline.connect_url, timeout=PROBE_TIMEOUT, conflict_retries=2,
+                           backoff_s=0.5) as client:  # fmt: skip
+            states = {name: state_or_none(client, name) for name in by_role.values()}
+    except ConnectError as exc:
+        log.warning("Connect probe for %s failed: %s", pipeline.name, exc.message)
+        return ConnectProbe(url, by_role, error=exc.message)
+    return ConnectProbe(url, by_role, states)
