@@ -126,6 +126,55 @@ DETAIL = Detail(
 )  # fmt: skip
 
 
+SINK_TRACE = (
+    "org.apache.kafka.connect.errors.ConnectException: Exiting WorkerSinkTask due to "
+    "unrecoverable exception.\n"
+    "\tat org.apache.kafka.connect.runtime.WorkerSinkTask.deliverMessages"
+    "(WorkerSinkTask.java:632) ~[connect-runtime-3.7.0.jar:?]\n"
+    'Caused by: org.postgresql.util.PSQLException: ERROR: relation "shop.customers" does not '
+    "exist\n"
+    "\tat org.postgresql.core.v3.QueryExecutorImpl.receiveErrorResponse"
+    "(QueryExecutorImpl.java:2725) ~[postgresql-42.7.3.jar:42.7.3]"
+)
+CONNECT_URL = "http://127.0.0.1:8083"
+WORKER = "127.0.0.1:8083"
+
+
+def connector(role: str, state: str, *tasks: tuple[str, str | None]) -> dict[str, Any]:
+    """One `connectors` entry of the status document, its tasks given as (state, trace)."""
+    return {
+        "name": f"cdc-tui.orders.6753a1b2g1.{role}", "role": role, "type": role,
+        "state": state, "worker_id": WORKER, "trace": None,
+        "tasks": [{"id": i, "state": task_state, "worker_id": WORKER, "trace": trace}
+                  for i, (task_state, trace) in enumerate(tasks)],
+    }  # fmt: skip
+
+
+# The screen of "orders" as a Kafka Connect pipeline (its board row is left embedded, so the
+# board's snapshots stay as they were): its source runs, its sink's only task failed.
+CONNECT_DETAIL = Detail(
+    document={
+        **DETAIL.document, "name": "orders", "engine": "kafka_connect",
+        "connectors": [connector("source", "RUNNING", ("RUNNING", None)),
+                       connector("sink", "RUNNING", ("FAILED", SINK_TRACE))],
+        "connect": {"url": CONNECT_URL, "reachable": True, "error": None},
+    },
+    settings=DETAIL.settings,
+)  # fmt: skip
+# The same pipeline while its Connect worker does not answer.
+UNREACHABLE_DETAIL = Detail(
+    document={
+        **CONNECT_DETAIL.document, "connectors": [],
+        "connect": {"url": CONNECT_URL, "reachable": False,
+                    "error": f"Kafka Connect at {CONNECT_URL} did not answer GET /connectors "
+                             "(ConnectError); check that the Connect worker runs and the URL "
+                             "is right."},
+    },
+    settings=DETAIL.settings,
+)  # fmt: skip
+DETAILS = {"orders": CONNECT_DETAIL}
+
+
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[AppContext]:
     config = tmp_path / "config.toml"
@@ -139,9 +188,16 @@ def ctx(tmp_path: Path) -> Iterator[AppContext]:
     context.close()
 
 
-def app_for(ctx: AppContext, *, read_only: bool = False) -> CdcTuiApp:
+def app_for(
+    ctx: AppContext, *, read_only: bool = False, details: dict[str, Detail] | None = None
+) -> CdcTuiApp:
+    """The console on the fixed board; a pipeline's screen shows `details[name]` or DETAIL."""
+    shown = DETAILS if details is None else details
     return CdcTuiApp(
-        ctx, read_only=read_only, reader=lambda: BOARD, detail_reader=lambda name, after: DETAIL
+        ctx,
+        read_only=read_only,
+        reader=lambda: BOARD,
+        detail_reader=lambda name, after: shown.get(name, DETAIL),
     )
 
 
@@ -188,9 +244,29 @@ def test_new_pipeline_form(snap_compare: Any, ctx: AppContext, size: tuple[int, 
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("tab", ["1", "2", "3", "4", "5"])
+@pytest.mark.parametrize("tab", ["1", "2", "3", "4", "5", "6"])
 def test_pipeline_screen_panes(
     snap_compare: Any, ctx: AppContext, size: tuple[int, int], tab: str
 ) -> None:
-    """Enter on billing, then each tab by its digit: Overview, Tables, Logs, Slot, History."""
+    """Enter on billing, then each tab by its digit: Overview, Tables, Logs, Slot, Connectors
+    (billing runs the embedded engine: no connectors), History."""
     assert snap_compare(app_for(ctx), terminal_size=size, press=["enter", tab])
+
+
+# Down twice to orders, Enter, 5 for Connectors, Tab into the table, down to the sink's task.
+TO_FAILED_TASK = ["down", "down", "enter", "5", "tab", "down", "down", "down"]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_connectors_pane(snap_compare: Any, ctx: AppContext, size: tuple[int, int]) -> None:
+    """A running source, a sink whose task failed, and that task's trace under the table."""
+    assert snap_compare(app_for(ctx), terminal_size=size, press=TO_FAILED_TASK)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_connectors_pane_unreachable(
+    snap_compare: Any, ctx: AppContext, size: tuple[int, int]
+) -> None:
+    """Connect does not answer: the pane says so, as a warning, and lists no connectors."""
+    app = app_for(ctx, details={"orders": UNREACHABLE_DETAIL})
+    assert snap_compare(app, terminal_size=size, press=["down", "down", "enter", "5"])

@@ -1,4 +1,4 @@
-"""One pipeline (Enter on the home screen): overview, tables, step logs, slot, history."""
+"""One pipeline (Enter on the home screen): overview, tables, logs, slot, connectors, history."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from textual.widgets import (
     Static,
     TabbedContent,
     TabPane,
+    Tabs,
 )
 
 from cdc_tui.config.connections import strip_password
@@ -37,6 +38,7 @@ from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.ui.formatting import DASH, clock, human_bytes, human_seconds
 from cdc_tui.ui.messages import PollFailed
 from cdc_tui.ui.screens.help import HelpScreen, binding_rows
+from cdc_tui.ui.widgets.connectors_pane import ConnectorsPane
 
 STEPS = (0, 1, 2)
 # Log lines kept per step for search, as many as each pane shows.
@@ -60,7 +62,8 @@ TABS = (
     ("2", "tables", "Tables"),
     ("3", "logs", "Logs"),
     ("4", "slot", "Slot"),
-    ("5", "history", "History"),
+    ("5", "connectors", "Connectors"),
+    ("6", "history", "History"),
 )
 SLOT_FIELDS = (
     ("exists", "exists"),
@@ -212,6 +215,7 @@ class PipelineScreen(Screen[None]):
         ],
         Binding("f", "follow", "Follow logs", id="logs.follow"),
         Binding("slash", "search", "Search logs", id="logs.search"),
+        Binding("c", "copy_trace", "Copy", id="connectors.copy_trace"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit", "Quit", id="app.quit"),
     ]
@@ -237,6 +241,7 @@ class PipelineScreen(Screen[None]):
         self.search = ""
         self.newest_event = 0
         self.samples: dict[str, deque[tuple[float, int]]] = {}
+        self.active_tab = "overview"
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -262,6 +267,8 @@ class PipelineScreen(Screen[None]):
                 yield Static("Lag over the last minutes (bytes)", classes="log-title")
                 yield Sparkline([], id="lag-spark")
                 yield Static("", id="slot-warning", markup=False)
+            with TabPane("Connectors", id="connectors"):
+                yield ConnectorsPane(id="connectors-pane")
             with TabPane("History", id="history"):
                 history: DataTable[str] = DataTable(id="history-table", cursor_type="row")
                 history.add_columns("At (UTC)", "What", "From", "To", "Why", "Who")
@@ -290,6 +297,7 @@ class PipelineScreen(Screen[None]):
         self._tables(doc)
         self._logs(detail.logs)
         self._slot(doc)
+        self.query_one(ConnectorsPane).update_from(doc)
         self._history(detail.events)
         self.set_timer(self.refresh_s, self.poll)
 
@@ -414,7 +422,31 @@ class PipelineScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_tab(self, tab: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = tab
+        tabs = self.query_one("#tabs", TabbedContent)
+        # Focus goes to the tab bar first: a focused widget that gets hidden hands focus to its
+        # neighbour in the same pane, and TabbedContent would then show that pane again.
+        self.set_focus(tabs.query_one(Tabs))
+        tabs.active = tab
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.active_tab = event.pane.id or ""
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`c` copies a trace only on the tab that shows traces, and is in the footer only there."""
+        if action != "copy_trace":
+            return True
+        return self.active_tab == "connectors" and self.query_one(ConnectorsPane).shows_traces
+
+    def action_copy_trace(self) -> None:
+        selected = self.query_one(ConnectorsPane).selected_trace()
+        if selected is None:
+            self.notify("The selected row has no trace to copy.", severity="warning")
+            return
+        name, trace = selected
+        self.app.copy_to_clipboard(f"{name}: {trace}")
+        self.notify("Trace copied to the clipboard.")
 
     def action_follow(self) -> None:
         self.follow = not self.follow
