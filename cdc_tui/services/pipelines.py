@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from cdc_tui.config.connections import resolve_connection
+from cdc_tui.config.connections import resolve_connection, strip_password, url_has_password
 from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.spec import TableRef, validate_pipeline_name
 from cdc_tui.domain.status import Engine, Mode
+from cdc_tui.engines.kafka_connect.naming import check_tables_nameable
 from cdc_tui.errors import NotAvailableError, UsageError
 from cdc_tui.services.context import AppContext
 from cdc_tui.store.records import PipelineRecord
@@ -39,6 +40,9 @@ def create_pipeline(
         )
     if engine == Engine.EMBEDDED and connect_url:
         raise UsageError("--connect-url only applies to --engine kafka_connect; remove it.")
+    if engine == Engine.KAFKA_CONNECT and connect_url:
+        check_connect_url(connect_url)
+        check_tables_nameable(name, list(tables))
     record = PipelineRepository(ctx.store).create(
         name=name,
         engine=engine,
@@ -52,6 +56,21 @@ def create_pipeline(
     )
     log.info("pipeline %s created with %d tables", name, len(tables))
     return record
+
+
+def check_connect_url(url: str) -> None:
+    """An http(s) URL of Connect's REST API, with no password in it."""
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("http", "https") or "://" not in url:
+        raise UsageError(
+            f"--connect-url {strip_password(url)!r} is not an http:// or https:// URL; pass "
+            "Kafka Connect's REST URL, for example http://connect.example.com:8083."
+        )
+    if url_has_password(url):
+        raise UsageError(
+            "--connect-url contains a password; Connect's REST API behind basic auth is not "
+            "supported yet: reach it through a proxy that adds the credentials."
+        )
 
 
 def resolve_source(ctx: AppContext, source: str) -> ConnectionRef:

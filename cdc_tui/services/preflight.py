@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cdc_tui.domain.findings import Finding
-from cdc_tui.domain.status import CdcStatus, FullLoadStatus
+from cdc_tui.domain.status import CdcStatus, Engine, FullLoadStatus
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.preflight import run_source_preflight
 from cdc_tui.store.records import PipelineRecord
@@ -30,4 +30,8 @@ def check_pipeline(ctx: AppContext, name: str) -> tuple[PipelineRecord, list[Fin
     )  # fmt: skip
     target = ctx.pg_params(pipeline.target, application_name="cdc-tui check")
     findings += run_target_preflight(target, target_schema=pipeline.target_schema, tables=tables)
+    if pipeline.engine == Engine.KAFKA_CONNECT:
+        from cdc_tui.services.connect_preflight import run_connect_preflight
+
+        findings += run_connect_preflight(ctx, pipeline)
     return pipeline, findings

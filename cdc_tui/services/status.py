@@ -6,7 +6,7 @@ import logging
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -16,11 +16,13 @@ from cdc_tui.errors import ConfigError
 from cdc_tui.pgconn import connect
 from cdc_tui.pgerrors import short_reason
 from cdc_tui.runner.procs import pid_alive
-from cdc_tui.services.connect_probe import ConnectProbe, probe_connect
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.slots import SlotInfo, read_slot
 from cdc_tui.store.records import LeaseRecord, PipelineRecord
 from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
+
+if TYPE_CHECKING:
+    from cdc_tui.services.connect_probe import ConnectProbe
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +171,12 @@ def status_document(
     now = now or datetime.now(UTC)
     probe = probe_slot(ctx, pipeline) if probe_source else None
     kafka = pipeline.engine == Engine.KAFKA_CONNECT
-    connect = probe_connect(pipeline) if kafka and probe_source else None
+    connect = None
+    if kafka and probe_source:
+        # Imported here: httpx costs the console's first frame, and most pipelines never ask.
+        from cdc_tui.services.connect_probe import probe_connect
+
+        connect = probe_connect(pipeline)
     verdict = health_of(pipeline, lease, now, probe, connect)
     return {
         **_header(pipeline, verdict),

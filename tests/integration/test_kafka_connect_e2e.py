@@ -6,6 +6,7 @@ between two clusters; every scenario ends by comparing whole tables (count and c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,7 +63,17 @@ def _connectors_running(doc: dict[str, object]) -> bool:
 def test_stream_toast_truncate_stop_start_and_drop_leaves_nothing(
     cli: Cli, source_db: Database, target_db: Database, kafka_stack: ks.Stack
 ) -> None:
+    bad = cli.run("pipeline", "create", "other", "--source", "src", "--target", "tgt",
+                  "--tables", TABLE_LIST, "--engine", "kafka_connect",
+                  "--connect-url", "connect:8083", check=False)  # fmt: skip
+    assert bad.returncode == 2 and "is not an http:// or https:// URL" in bad.stderr
     create_kafka_pipeline(cli, kafka_stack, NAME, TABLE_LIST)
+    check = cli.run("check", NAME, "--json", check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    rules = {(f["rule"], f["severity"]) for f in json.loads(check.stdout)["findings"]}
+    assert {("connect.reachable", "ok"), ("connect.plugin", "ok"), ("connect.password", "ok"),
+            ("source.replica_identity", "warning")} <= rules  # fmt: skip
+    assert source_db.scalar("SELECT to_regclass('cdc_tui.orders_signal')") is None  # check only
     writer = Writer(source_db)
     writer.start()
     try:

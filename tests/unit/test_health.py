@@ -88,3 +88,33 @@ def test_full_load_only_needs_no_slot() -> None:
         slot=SlotObservation(exists=False),
     )
     assert compute_health(done).health == Health.HEALTHY
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"connect_error": "Kafka Connect at http://c:8083 did not answer"},
+         "Kafka Connect unreachable: Kafka Connect at http://c:8083 did not answer"),
+        ({"stalled_since": "2026-12-06T02:00:00Z"},
+         "the source connector is RUNNING but the slot has not moved since 2026-12-06T02:00:00Z "
+         "while the source writes"),
+        ({"task_states": ("RUNNING", "MISSING")}, "a connector is missing from Kafka Connect"),
+        ({"task_states": ("RUNNING", "RUNNING", "PAUSED")}, "a connector or task is not RUNNING"),
+    ],
+)  # fmt: skip
+def test_kafka_connect_degradations(change: dict[str, object], reason: str) -> None:
+    verdict = compute_health(replace(RUNNING, **change))  # type: ignore[arg-type]
+    assert verdict.health == Health.DEGRADED
+    assert reason in verdict.reasons
+
+
+def test_a_failed_connector_task_fails_the_pipeline() -> None:
+    verdict = compute_health(replace(RUNNING, task_states=("RUNNING", "FAILED")))
+    assert verdict.health == Health.FAILED
+    assert "a connector task is FAILED" in verdict.reasons
+
+
+def test_stopped_connectors_of_a_stopped_pipeline_are_not_a_degradation() -> None:
+    stopped = replace(RUNNING, status=PipelineStatus.STOPPED, cdc_status=CdcStatus.STOPPED,
+                      task_states=("STOPPED", "STOPPED"), connect_error="down")  # fmt: skip
+    assert compute_health(stopped).health == Health.HEALTHY

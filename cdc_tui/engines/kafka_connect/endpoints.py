@@ -28,7 +28,13 @@ def secrets_file(secrets_dir: Path, pipeline: str) -> Path:
 
 
 def endpoint(
-    ref: ConnectionRef, params: PgParams, settings: Settings, *, role: str, pipeline: str
+    ref: ConnectionRef,
+    params: PgParams,
+    settings: Settings,
+    *,
+    role: str,
+    pipeline: str,
+    write: bool = True,
 ) -> Endpoint:
     """The connector's view of one connection; raises ConfigError when Connect cannot use it."""
     who = f"connection {ref.name!r}" if ref.name else f"the {role} connection"
@@ -50,16 +56,24 @@ def endpoint(
         port=int(info.get("port") or DEFAULT_PORT),
         dbname=info.get("dbname") or user or "postgres",
         user=user,
-        password=password_reference(ref, params.password, settings, role=role, pipeline=pipeline),
+        password=password_reference(
+            ref, params.password, settings, role=role, pipeline=pipeline, write=write
+        ),
         sslmode=sslmode,
     )
 
 
 def password_reference(
-    ref: ConnectionRef, password: str | None, settings: Settings, *, role: str, pipeline: str
+    ref: ConnectionRef,
+    password: str | None,
+    settings: Settings,
+    *,
+    role: str,
+    pipeline: str,
+    write: bool = True,
 ) -> str | None:
     """What to post as the connector's password: a config provider reference, or None when
-    the connection has no password cdc-tui knows of."""
+    the connection has no password cdc-tui knows of (`write=False` only names the file)."""
     configured = settings.connections.get(ref.name) if ref.name else None
     if configured is not None and configured.connect_password:
         return configured.connect_password
@@ -68,7 +82,8 @@ def password_reference(
     secrets_dir = settings.kafka_connect.secrets_dir
     if secrets_dir is not None:
         path = secrets_file(secrets_dir.expanduser(), pipeline)
-        _write_property(path, f"{role}.password", password)
+        if write:
+            _write_property(path, f"{role}.password", password)
         return f"${{file:{path}:{role}.password}}"
     if ref.password_env:
         return f"${{env:{ref.password_env}}}"
