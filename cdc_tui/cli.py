@@ -259,7 +259,8 @@ def _cmd_demo(ctx: AppContext, args: argparse.Namespace) -> int:
     from cdc_tui.demo import run_demo  # the demo pulls in pgserver, which most runs never need
 
     console = sys.stdout.isatty() and not args.no_console and args.duration is None
-    return run_demo(duration=args.duration, interval=args.interval, console=console)
+    return run_demo(duration=args.duration, interval=args.interval, console=console,
+                    engine=Engine(args.engine))  # fmt: skip
 
 
 def _common(json_flag: bool = False) -> argparse.ArgumentParser:
@@ -302,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print status lines instead of opening the console (the default without a terminal)",
     )
+    demo.add_argument(
+        "--engine", choices=[e.value for e in Engine], default=Engine.EMBEDDED.value,
+        help="kafka_connect also starts a local Kafka broker and Connect worker (needs Java 17 "
+        "and Maven; the jars are fetched once)",
+    )  # fmt: skip
     demo.set_defaults(handler=_cmd_demo)
 
     pipeline = verbs.add_parser("pipeline", parents=[_common()], help="create pipelines")

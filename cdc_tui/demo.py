@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from cdc_tui.domain.spec import TableRef
+from cdc_tui.domain.status import Engine
 from cdc_tui.errors import CdcTuiError, OperationError
 from cdc_tui.localpg import LocalCluster, PgBinaries, find_binaries
 from cdc_tui.services.context import AppContext, build_context
@@ -177,18 +178,28 @@ def _demo_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CDC_TUI_")}
 
 
-def run_demo(duration: float | None = None, interval: float = 2.0, *, console: bool = False) -> int:
+def run_demo(
+    duration: float | None = None,
+    interval: float = 2.0,
+    *,
+    console: bool = False,
+    engine: Engine = Engine.EMBEDDED,
+) -> int:
     """Run the demo: in the console until it quits, or printing live status lines until Ctrl-C
-    (or `duration` seconds)."""
+    (or `duration` seconds). The kafka_connect engine runs on a local Kafka stack of its own."""
     base = Path(tempfile.mkdtemp(prefix="cdc-tui-demo-"))
     out = sys.stdout
     _interrupt_on_hangup()
     try:
         print(f"Starting an embedded PostgreSQL in {base} ...", file=out, flush=True)
-        with demo_cluster(base) as cluster:
-            ctx = build_context(_write_config(base, cluster), environ=_demo_environ())
+        with demo_cluster(base) as cluster, _demo_connect(base, engine) as connect_url:
+            config = _write_config(base, cluster)
+            if connect_url is not None:
+                with config.open("a") as fh:
+                    fh.write(f'\n[kafka_connect]\nsecrets_dir = "{base / "kafka" / "secrets"}"\n')
+            ctx = build_context(config, environ=_demo_environ())
             try:
-                _show_pipeline(ctx, console=console)
+                _show_pipeline(ctx, console=console, engine=engine, connect_url=connect_url)
                 if console:
                     _in_console(ctx, cluster)
                 else:
@@ -224,10 +235,39 @@ def _interrupt_on_hangup() -> None:
             signal.signal(sig, interrupt)
 
 
-def _show_pipeline(ctx: AppContext, *, console: bool = False) -> None:
+@contextmanager
+def _demo_connect(base: Path, engine: Engine) -> Iterator[str | None]:
+    """For kafka_connect, a Kafka broker and Connect worker in the demo's directory."""
+    if engine != Engine.KAFKA_CONNECT:
+        yield None
+        return
+    from cdc_tui import kafka_stack as ks
+
+    state_dir = base / "kafka"
+    print("Fetching Kafka, Kafka Connect and Debezium (cached after the first run) ...", flush=True)
+    try:
+        ks.fetch()
+        print("Starting a Kafka broker and a Connect worker ...", flush=True)
+        stack = ks.start(state_dir, timeout=300)
+    except (ks.KafkaStackUnavailable, ks.KafkaStackError) as exc:
+        raise OperationError(f"The kafka_connect demo cannot start its Kafka stack: {exc}") from exc
+    try:
+        yield stack.connect_url
+    finally:
+        ks.stop(state_dir)
+
+
+def _show_pipeline(
+    ctx: AppContext,
+    *,
+    console: bool = False,
+    engine: Engine = Engine.EMBEDDED,
+    connect_url: str | None = None,
+) -> None:
     create_pipeline(
-        ctx, name=DEMO_PIPELINE, source="demo_source", target="demo_target", tables=DEMO_TABLES
-    )
+        ctx, name=DEMO_PIPELINE, source="demo_source", target="demo_target", tables=DEMO_TABLES,
+        engine=engine, connect_url=connect_url,
+    )  # fmt: skip
     print(f"Created pipeline {DEMO_PIPELINE!r} for {', '.join(map(str, DEMO_TABLES))}.")
     _, findings = check_pipeline(ctx, DEMO_PIPELINE)
     for f in findings:
@@ -237,7 +277,7 @@ def _show_pipeline(ctx: AppContext, *, console: bool = False) -> None:
         print(f"  {line}")
     pid = start_pipeline(ctx, DEMO_PIPELINE)
     print(f"Started the runner (pid {pid}): Step 0, Step 1 (full load), then Step 2 (CDC).")
-    wait_for(ctx, DEMO_PIPELINE, "running", pid=pid, timeout_s=120)
+    wait_for(ctx, DEMO_PIPELINE, "running", pid=pid, timeout_s=300)
     for record in PipelineRepository(ctx.store).logs(DEMO_PIPELINE):
         print(f"  {record.message}")
     stop_how = "q in the console ends" if console else "Ctrl-C stops"

@@ -22,7 +22,9 @@ from cdc_tui.errors import ConfigError
 ENV_PREFIX = "CDC_TUI_"
 CONFIG_ENV = "CDC_TUI_CONFIG"
 # These CDC_TUI_* variables are read elsewhere (or are secrets), so they are not settings.
-IGNORED_ENV = frozenset({CONFIG_ENV, "CDC_TUI_PG_BINDIR", "CDC_TUI_TEST_MSSQL_URL"})
+IGNORED_ENV = frozenset(
+    {CONFIG_ENV, "CDC_TUI_PG_BINDIR", "CDC_TUI_TEST_MSSQL_URL", "CDC_TUI_KAFKA_HOME"}
+)
 IGNORED_ENV_PREFIXES = ("CDC_TUI_TEST_", "CDC_TUI_SECRET_")
 EXAMPLE_HINT = "config.example.toml lists every key"
 _TOML_POSITION_RE = re.compile(r"^(?P<what>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")

@@ -81,3 +81,38 @@ def test_a_terminated_demo_still_removes_everything(tmp_path: Path) -> None:
     assert "Stopping the demo." in out, err
     assert not list(tmp_path.glob("cdc-tui-demo-*")), "the demo left its directory behind"
     assert leftover_runners(tmp_path) == [], "the demo left processes behind"
+
+
+def test_kafka_connect_demo_streams_through_debezium_and_stops_its_stack(tmp_path: Path) -> None:
+    from cdc_tui import kafka_stack as ks
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDC_TUI_")}
+    env["HOME"] = str(tmp_path)
+    env["TMPDIR"] = str(tmp_path)
+    env["CDC_TUI_KAFKA_HOME"] = str(ks.default_home())  # the machine's jar cache, not a new one
+    proc = subprocess.run(
+        [CDC_TUI, "demo", "--engine", "kafka_connect", "--duration", "12", "--interval", "2"],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    out = proc.stdout
+    assert "Step 2: created connector cdc-tui.demo." in out
+    assert "REPLICA IDENTITY FULL" in out
+    status_lines = [line for line in out.splitlines() if "status=RUNNING" in line]
+    assert status_lines and all("cdc=RUNNING" in line for line in status_lines), out
+    assert not list(tmp_path.glob("cdc-tui-demo-*")), "the demo left its directory behind"
+    java = [c for c in leftover_processes(tmp_path) if "java" in c]
+    assert java == [], "the demo left its Kafka stack running"
+    assert leftover_runners(tmp_path) == []
+
+
+def leftover_processes(tmp_path: Path) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue  # the process ended while we looked
+        if str(tmp_path) in cmdline:
+            found.append(cmdline.replace("\0", " "))
+    return found
