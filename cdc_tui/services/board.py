@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from cdc_tui.config.connections import strip_password
 from cdc_tui.domain.connection import ConnectionRef
-from cdc_tui.domain.status import FullLoadStatus
+from cdc_tui.domain.status import Engine, FullLoadStatus
 from cdc_tui.errors import CdcTuiError
 from cdc_tui.pgconn import PgParams, connect_bounded
 from cdc_tui.pgerrors import conninfo_password, short_reason
@@ -29,6 +30,9 @@ from cdc_tui.sources.postgres.slots import SlotInfo, read_slots
 from cdc_tui.store.leases import LeaseRepository
 from cdc_tui.store.records import LeaseRecord, PipelineRecord, TableStateRecord
 from cdc_tui.store.repositories import PipelineRepository
+
+if TYPE_CHECKING:
+    from cdc_tui.services.connect_probe import ConnectListing
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +195,12 @@ def read_board(
     now = now or datetime.now(UTC)
     keys = source_keys(p.source for p in pipelines)
     probes = _probe_sources(ctx, pipelines, keys, timeout_s) if probe_sources else {}
+    connects = _probe_connects(pipelines, timeout_s) if probe_sources else {}
     rows = [
-        _row(p, leases.get(p.name), keys[p.source], probes.get(keys[p.source]), now)
+        _row(p, leases.get(p.name), keys[p.source], probes.get(keys[p.source]), now,
+             connects.get(p.connect_url or ""))
         for p in pipelines
-    ]
+    ]  # fmt: skip
     sources = {
         key: SourceState(key, probe.error is None, probe.error)
         for key, probe in sorted(probes.items())
@@ -238,9 +244,15 @@ def _row(
     source_key: str,
     probe: _SourceProbe | None,
     now: datetime,
+    listing: ConnectListing | None = None,
 ) -> BoardRow:
     slot = None if probe is None else SlotProbe(probe.slots.get(pipeline.slot_name), probe.error)
-    verdict = health_of(pipeline, lease, now, slot)
+    connect = None
+    if listing is not None and pipeline.engine == Engine.KAFKA_CONNECT:
+        from cdc_tui.services.connect_probe import probe_from_listing
+
+        connect = probe_from_listing(pipeline, listing)
+    verdict = health_of(pipeline, lease, now, slot, connect)
     info = slot.info if slot is not None else None
     return BoardRow(
         name=pipeline.name,
@@ -262,6 +274,25 @@ def _row(
         stale=probe is not None and probe.error is not None,
         updated_at=pipeline.updated_at,
     )
+
+
+def _probe_connects(
+    pipelines: Sequence[PipelineRecord], timeout_s: float
+) -> dict[str, ConnectListing]:
+    """One listing per Connect cluster the kafka_connect pipelines use, in parallel."""
+    urls = sorted({p.connect_url for p in pipelines
+                   if p.engine == Engine.KAFKA_CONNECT and p.connect_url})  # fmt: skip
+    if not urls:
+        return {}
+    import httpx  # only boards with kafka_connect pipelines pay for it
+
+    from cdc_tui.services.connect_probe import list_connect
+
+    timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0))
+    with ThreadPoolExecutor(max_workers=min(MAX_PROBE_WORKERS, len(urls)),
+                            thread_name_prefix="cdc-tui-connect") as pool:  # fmt: skip
+        listings = list(pool.map(lambda u: list_connect(u, timeout), urls))
+    return dict(zip(urls, listings, strict=True))
 
 
 def _probe_sources(

@@ -56,6 +56,33 @@ class ConnectProbe:
         return {"url": self.url, "reachable": self.error is None, "error": self.error}
 
 
+@dataclass(frozen=True)
+class ConnectListing:
+    """Every connector one Connect cluster knows, with its status, or why it did not answer."""
+
+    states: dict[str, ConnectorState]
+    error: str | None = None
+
+
+def list_connect(url: str, timeout: httpx.Timeout = PROBE_TIMEOUT) -> ConnectListing:
+    """One `GET /connectors?expand=status` for all the pipelines on one cluster (the board)."""
+    try:
+        with ConnectClient(url, timeout=timeout, conflict_retries=1, backoff_s=0.5) as client:
+            return ConnectListing(client.connectors())
+    except ConnectError as exc:
+        log.warning("Connect at %s not probed: %s", strip_password(url), exc.message)
+        return ConnectListing({}, exc.message)
+
+
+def probe_from_listing(pipeline: PipelineRecord, listing: ConnectListing) -> ConnectProbe:
+    names = ConnectNames.of(pipeline.name, pipeline.created_at, pipeline.generation)
+    by_role = {"source": names.source_connector, "sink": names.sink_connector}
+    url = strip_password(pipeline.connect_url) if pipeline.connect_url else None
+    if listing.error is not None:
+        return ConnectProbe(url, by_role, error=listing.error)
+    return ConnectProbe(url, by_role, {n: listing.states.get(n) for n in by_role.values()})
+
+
 def probe_connect(pipeline: PipelineRecord) -> ConnectProbe:
     """Ask Connect for both connectors' status; an unreachable Connect is reported, not raised."""
     names = ConnectNames.of(pipeline.name, pipeline.created_at, pipeline.generation)

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from cdc_tui import kafka_stack as ks
+from cdc_tui.services.board import read_board
+from cdc_tui.services.context import build_context
 from tests.integration.cli_env import TARGET_ROLE
 from tests.integration.kafka_support import create_kafka_pipeline, kafka_cli
 from tests.integration.runner_support import (
@@ -101,6 +103,13 @@ def test_failed_sink_task_shows_its_trace_and_cli_restart_recovers(
                       "the runner to give up after its automatic restarts")  # fmt: skip
     assert "permission denied" in doc["last_error"]
     assert "cdc-tui restart" in doc["last_error"]
+    # The console's board sees the FAILED task left for the operator (one Connect listing).
+    ctx = build_context(cli.env.config, environ=cli.environ())
+    try:
+        row = next(r for r in read_board(ctx).rows if r.name == NAME)
+    finally:
+        ctx.close()
+    assert row.health == "failed" and "a connector task is FAILED" in row.health_reasons
 
     target_db.execute(f"GRANT INSERT, UPDATE ON shop.customers TO {TARGET_ROLE}")
     cli.run("restart", NAME, "--wait", "running", "--timeout", "240", timeout=300)
