@@ -36,7 +36,9 @@ from cdc_tui.services.status import status_document
 from cdc_tui.store.records import EventRecord, LogRecord, PipelineRecord
 from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.ui.formatting import DASH, clock, human_bytes, human_seconds
-from cdc_tui.ui.messages import PollFailed
+from cdc_tui.ui.messages import ActionFinished, PollFailed
+from cdc_tui.ui.screens.confirm import ConfirmModal
+from cdc_tui.ui.screens.error import ErrorModal
 from cdc_tui.ui.screens.help import HelpScreen, binding_rows
 from cdc_tui.ui.widgets.connectors_pane import ConnectorsPane
 
@@ -65,6 +67,9 @@ TABS = (
     ("5", "connectors", "Connectors"),
     ("6", "history", "History"),
 )
+# The engine that resyncs one table while the others stream (the embedded one resyncs whole
+# pipelines only, from the pipelines screen).
+TABLE_RESYNC_ENGINE = "kafka_connect"
 SLOT_FIELDS = (
     ("exists", "exists"),
     ("active", "active"),
@@ -216,6 +221,7 @@ class PipelineScreen(Screen[None]):
         Binding("f", "follow", "Follow logs", id="logs.follow"),
         Binding("slash", "search", "Search logs", id="logs.search"),
         Binding("c", "copy_trace", "Copy", id="connectors.copy_trace"),
+        Binding("ctrl+r", "resync_table", "Resync table", id="pipeline.resync_table"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "app.quit", "Quit", id="app.quit"),
     ]
@@ -227,9 +233,12 @@ class PipelineScreen(Screen[None]):
         *,
         refresh_s: float,
         reader: DetailReader | None = None,
+        read_only: bool | None = None,
     ) -> None:
         super().__init__()
         self.ctx = ctx
+        # None: the app's read-only flag (`--read-only` or `[console] read_only`).
+        self._read_only = read_only
         # Snapshot tests pass a reader of fixed details; everything else reads the metadata DB.
         self.reader = reader or detail_reader(ctx)
         self.pipeline = name
@@ -242,6 +251,15 @@ class PipelineScreen(Screen[None]):
         self.newest_event = 0
         self.samples: dict[str, deque[tuple[float, int]]] = {}
         self.active_tab = "overview"
+        # From the status document; None until the first poll lands.
+        self.engine: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        if self._read_only is not None:
+            return self._read_only
+        flag = getattr(self.app, "read_only", None)
+        return bool(self.ctx.settings.console.read_only if flag is None else flag)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -293,6 +311,9 @@ class PipelineScreen(Screen[None]):
     def show(self, message: DetailUpdated) -> None:
         detail = message.detail
         doc = detail.document
+        if doc.get("engine") != self.engine:
+            self.engine = doc.get("engine")
+            self.refresh_bindings()
         self.query_one("#overview-text", Static).update(overview_text(doc, detail.settings))
         self._tables(doc)
         self._logs(detail.logs)
@@ -434,10 +455,69 @@ class PipelineScreen(Screen[None]):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """`c` copies a trace only on the tab that shows traces, and is in the footer only there."""
-        if action != "copy_trace":
-            return True
-        return self.active_tab == "connectors" and self.query_one(ConnectorsPane).shows_traces
+        """`c` copies a trace only on the tab that shows traces, and is in the footer only there;
+        `ctrl+r` resyncs a table only on the Tables tab of a kafka_connect pipeline, and never in
+        read-only mode."""
+        if action == "copy_trace":
+            return self.active_tab == "connectors" and self.query_one(ConnectorsPane).shows_traces
+        if action == "resync_table":
+            return self.active_tab == "tables" and self.resyncs_tables and not self.read_only
+        return True
+
+    @property
+    def resyncs_tables(self) -> bool:
+        return self.engine == TABLE_RESYNC_ENGINE
+
+    def selected_table(self) -> str | None:
+        """The table under the Tables pane's cursor, as `str(TableRef)` (its row key)."""
+        table = self.query_one("#tables-table", DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def action_resync_table(self) -> None:
+        """Empty the selected table's target copy and re-read it while the others stream."""
+        name = self.pipeline
+        if self.read_only:
+            self.notify("Read-only console: nothing is changed.", severity="warning")
+            return
+        if not self.resyncs_tables:
+            self.notify(f"The {self.engine} engine resyncs whole pipelines only: ctrl+r on the "
+                        "pipelines screen.", severity="warning", markup=False)  # fmt: skip
+            return
+        if (table := self.selected_table()) is None:
+            self.notify("No table selected.", severity="warning")
+            return
+        question = (f"Resync {table} of {name}? Its target table is emptied first, then read "
+                    "again from the source while the other tables keep streaming.")  # fmt: skip
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"resync {table} of {name}...", timeout=2, markup=False)
+                self._resync_table(table)
+
+        self.app.push_screen(ConfirmModal(question), answered)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _resync_table(self, table: str) -> None:
+        from cdc_tui.services.control import resync_pipeline
+
+        action = f"resync {table} of"
+        try:
+            done = resync_pipeline(self.ctx, self.pipeline, table)
+        except CdcTuiError as exc:
+            self.post_message(ActionFinished(self.pipeline, action, exc.title, exc.message))
+            return
+        self.post_message(ActionFinished(self.pipeline, action, "; ".join(done) or "done"))
+
+    @on(ActionFinished)
+    def action_finished(self, message: ActionFinished) -> None:
+        if message.error is not None:
+            title = f"{message.action} {message.pipeline}: {message.summary}"
+            self.app.push_screen(ErrorModal(title, message.error))
+        else:
+            self.notify(message.summary, title=f"{message.action} {message.pipeline}",
+                        markup=False)  # fmt: skip
 
     def action_copy_trace(self) -> None:
         selected = self.query_one(ConnectorsPane).selected_trace()
