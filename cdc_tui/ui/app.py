@@ -19,7 +19,7 @@ from cdc_tui.ui.screens.error import ErrorModal
 from cdc_tui.ui.screens.pipelines import PipelinesScreen
 
 if TYPE_CHECKING:
-    from cdc_tui.ui.screens.pipeline import DetailReader
+    from cdc_tui.ui.pipeline_detail import DetailReader
 
 
 class CdcTuiApp(App[None]):

@@ -10,7 +10,7 @@ import pytest
 
 from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.ui.formatting import DASH, clock, human_bytes, human_seconds, percent
-from cdc_tui.ui.screens.pipeline import next_step, overview_text, progress_bar, settings_rows
+from cdc_tui.ui.pipeline_detail import next_step, overview_text, progress_bar, settings_rows
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from cdc_tui.ui.screens.help import HelpScreen, binding_rows
 from cdc_tui.ui.widgets.board_table import BoardTable
 
 if TYPE_CHECKING:
-    from cdc_tui.ui.screens.pipeline import DetailReader
+    from cdc_tui.ui.pipeline_detail import DetailReader
 
 log = logging.getLogger(__name__)
 
