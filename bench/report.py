@@ -52,17 +52,29 @@ def render(r: dict[str, Any]) -> str:
         row("full_load.rows_per_s", _f(fl["rows_per_s"]),
             _f(fl["baseline_pipe_rows_per_s"]))  # fmt: skip
     bl = b.get("cdc_backlog")
+    kc = b.get("cdc_kafka_connect")
     if bl:
         row("cdc_embedded.changes_per_s", f"{_f(bl['changes_per_s'])} "
             f"(apply only {_f(bl['cdctui_apply_only_changes_per_s'])})",
             f"native {_f(bl['baseline_native_changes_per_s'])} "
             f"(apply only {_f(bl['baseline_native_apply_only_changes_per_s'])})")  # fmt: skip
+    if kc:
+        kb = kc["backlog"]
+        base = (f"embedded {_f(bl['changes_per_s'])}; native "
+                f"{_f(bl['baseline_native_changes_per_s'])}" if bl else "")  # fmt: skip
+        row("cdc_kafka_connect.changes_per_s", f"{_f(kc['changes_per_s'])} "
+            f"(apply only {_f(kb['apply_only_changes_per_s'])})", base)  # fmt: skip
     lat = b.get("cdc_latency")
     if lat:
         c, n = lat["cdctui"], lat["baseline_native"]
         row("cdc_embedded.p50_ms", _f(c["p50_ms"]), f"native {_f(n['p50_ms'])}")
         row("cdc_embedded.p99_ms", _f(c["p99_ms"]), f"native {_f(n['p99_ms'])}")
         row("cdc_embedded.max_ms", _f(c["max_ms"]), f"native {_f(n['max_ms'])}")
+    if kc:
+        for key in ("p50_ms", "p99_ms", "max_ms"):
+            base = (f"embedded {_f(lat['cdctui'][key])}; native "
+                    f"{_f(lat['baseline_native'][key])}" if lat else "")  # fmt: skip
+            row(f"cdc_kafka_connect.{key}", _f(kc[key]), base)
     rss = b.get("rss")
     if rss:
         row("cdc_embedded.rss_mb", f"{_f(rss['rss_mb'], '.0f')} peak (VmHWM)",
@@ -88,6 +100,17 @@ def render(r: dict[str, Any]) -> str:
         f"{p.get('lat_s')} s in transactions of {p.get('batch')}; one {_f(p.get('big_rows'))}-row "
         f"transaction for RSS{console_sizes}.",
     ]
+    if kc:
+        kb = kc.get("backlog") or {}
+        lines.append(
+            f"\nkafka_connect: the same backlog and latency sizes, source tables and source "
+            f"cluster (the backlog table held {_f(kb.get('table_rows_at_start'))} rows when its "
+            f"first backlog began), its own target database; Kafka "
+            f"{kc.get('kafka_version', '?')}, Debezium {kc.get('debezium_version', '?')} (one "
+            f"broker, one Connect worker, started in {_f(kc.get('stack_start_s'), '.0f')} s); "
+            f"JVM peak RSS: Connect {_f(kc.get('connect_hwm_mb'))} MB, broker "
+            f"{_f(kc.get('broker_hwm_mb'))} MB."
+        )
     for name, err in (r.get("errors") or {}).items():
         lines.append(f"\n**{name} failed:** {err}")
     return "\n".join(lines) + "\n"
