@@ -1,12 +1,19 @@
 """`cdc-tui check` for the kafka_connect engine: Connect, its plugins, the password references,
-and what Step 0 will change on the source (its helper schema, replica identities)."""
+and what Step 0 will change on the source (its helper schema, replica identities).
+
+The rules read only a `ConnectSubject`, so they run the same for a stored pipeline (`check`)
+and for the console form's draft of one not stored yet."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import httpx
 import psycopg
 
+from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.findings import Finding, Severity
+from cdc_tui.domain.spec import TableRef
 from cdc_tui.engines.kafka_connect.endpoints import endpoint
 from cdc_tui.engines.kafka_connect.naming import HELPER_SCHEMA
 from cdc_tui.engines.kafka_connect.rest import ConnectClient, ConnectError
@@ -36,12 +43,28 @@ def _error(rule: str, obj: str, message: str, fix: str) -> Finding:
     return Finding(rule, Severity.ERROR, obj, message, fix)
 
 
-def run_connect_preflight(ctx: AppContext, pipeline: PipelineRecord) -> list[Finding]:
-    return [*_connect_findings(pipeline), *_password_findings(ctx, pipeline),
-            *_source_findings(ctx, pipeline)]  # fmt: skip
+@dataclass(frozen=True)
+class ConnectSubject:
+    """What the Connect rules read of a pipeline, stored or still a draft."""
+
+    name: str
+    connect_url: str | None
+    source: ConnectionRef
+    target: ConnectionRef
+    tables: tuple[TableRef, ...]
+
+    @classmethod
+    def of(cls, pipeline: PipelineRecord) -> ConnectSubject:
+        return cls(pipeline.name, pipeline.connect_url, pipeline.source, pipeline.target,
+                   tuple(t.table for t in pipeline.tables))  # fmt: skip
 
 
-def _connect_findings(pipeline: PipelineRecord) -> list[Finding]:
+def run_connect_preflight(ctx: AppContext, subject: ConnectSubject) -> list[Finding]:
+    return [*_connect_findings(subject), *_password_findings(ctx, subject),
+            *_source_findings(ctx, subject)]  # fmt: skip
+
+
+def _connect_findings(pipeline: ConnectSubject) -> list[Finding]:
     url = pipeline.connect_url or ""
     try:
         with ConnectClient(url, timeout=httpx.Timeout(10.0, connect=3.0)) as client:
@@ -61,7 +84,7 @@ def _connect_findings(pipeline: PipelineRecord) -> list[Finding]:
     return found
 
 
-def _password_findings(ctx: AppContext, pipeline: PipelineRecord) -> list[Finding]:
+def _password_findings(ctx: AppContext, pipeline: ConnectSubject) -> list[Finding]:
     found = []
     for role, ref in (("source", pipeline.source), ("target", pipeline.target)):
         try:
@@ -90,9 +113,9 @@ def _identity_finding(table: str, owned: bool) -> Finding:
                   f"ALTER TABLE {table} REPLICA IDENTITY FULL")  # fmt: skip
 
 
-def _source_findings(ctx: AppContext, pipeline: PipelineRecord) -> list[Finding]:
+def _source_findings(ctx: AppContext, pipeline: ConnectSubject) -> list[Finding]:
     params = ctx.pg_params(pipeline.source, application_name="cdc-tui check")
-    tables = [t.table for t in pipeline.tables]
+    tables = list(pipeline.tables)
     found = []
     try:
         with connect(params) as conn:

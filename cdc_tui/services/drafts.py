@@ -3,8 +3,9 @@ source catalog, the preflight of a pipeline not yet stored, and storing it.
 
 Nothing here stores anything except `save_draft`; `source_catalog` and `check_draft` only read.
 A draft that `create_pipeline` would refuse (bad name, unknown connection, no tables, a name
-already taken) makes `check_draft` raise the same kind of `UsageError` before connecting;
-what the servers say comes back as findings.
+already taken, a kafka_connect draft without a usable Connect URL or with table names Debezium
+cannot carry) makes `check_draft` raise the same kind of `UsageError` before connecting; what
+the servers (and, for kafka_connect, the Connect worker) say comes back as findings.
 """
 
 from __future__ import annotations
@@ -27,11 +28,18 @@ from cdc_tui.domain.spec import (
 )
 from cdc_tui.domain.status import Engine
 from cdc_tui.engines.embedded.position import POSITION_SCHEMA
+from cdc_tui.engines.kafka_connect.naming import check_tables_nameable
 from cdc_tui.errors import SourceError, UsageError
 from cdc_tui.pgconn import PgParams, connect_bounded
 from cdc_tui.pgerrors import conninfo_password, describe_endpoint, short_reason
+from cdc_tui.services.connect_preflight import ConnectSubject, run_connect_preflight
 from cdc_tui.services.context import AppContext
-from cdc_tui.services.pipelines import create_pipeline, resolve_source, resolve_target
+from cdc_tui.services.pipelines import (
+    check_connect_url,
+    create_pipeline,
+    resolve_source,
+    resolve_target,
+)
 from cdc_tui.services.preflight import has_started
 from cdc_tui.sources.postgres.catalog import PRIMARY_KEY_COLUMNS
 from cdc_tui.sources.postgres.preflight import run_source_preflight
@@ -138,7 +146,8 @@ class CatalogTable:
         return "  ".join(parts)
 
 
-# A draft is what `pipeline create` takes, held by the form until it checks clean and is saved.
+# A draft is what `pipeline create` takes, held by the form until it checks clean and is saved;
+# its `connect_url` is the Kafka Connect REST URL, set for the kafka_connect engine only.
 Draft = PipelineSpec
 
 
@@ -189,11 +198,16 @@ def check_draft(ctx: AppContext, draft: Draft, *, editing: bool = False) -> list
     `editing`: the draft is an existing pipeline's new settings (its name is taken by itself,
     and once it has started its slot is its own).
 
+    A kafka_connect draft also gets what `check` reports for that engine: Connect and its
+    plugins, the password references, and what Step 0 will change on the source.
+
     Raises (before connecting anywhere) what `create_pipeline` would: UsageError for an invalid
-    or taken name, no tables or a table listed twice, an unknown or SQL Server source, the
-    kafka_connect engine (the form has no Connect URL); NotFoundError for an unknown
-    connection; NotAvailableError for a SQL Server target; ConfigError when a password cannot
-    be read. Unreachable servers and missing privileges are findings.
+    or taken name, no tables or a table listed twice, an unknown or SQL Server source, a
+    kafka_connect draft without a Connect URL, with one that is not http(s) or holds a password,
+    or with a table name Debezium cannot carry, and an embedded draft with a Connect URL;
+    NotFoundError for an unknown connection; NotAvailableError for a SQL Server target;
+    ConfigError when a password cannot be read. Unreachable servers, an unreachable Connect
+    worker and missing privileges are findings.
     """
     source, target = _validate(ctx, draft, editing=editing)
     started = editing and has_started(PipelineRepository(ctx.store).get(draft.name))
@@ -206,6 +220,9 @@ def check_draft(ctx: AppContext, draft: Draft, *, editing: bool = False) -> list
     findings += run_target_preflight(
         target_params, target_schema=draft.target_schema or None, tables=draft.tables
     )
+    if draft.engine == Engine.KAFKA_CONNECT:
+        subject = ConnectSubject(draft.name, draft.connect_url, source, target, draft.tables)
+        findings += run_connect_preflight(ctx, subject)
     return findings
 
 
@@ -225,6 +242,7 @@ def save_draft(ctx: AppContext, draft: Draft) -> PipelineRecord:
         mode=draft.mode,
         engine=draft.engine,
         target_schema=draft.target_schema or None,
+        connect_url=draft.connect_url or None,
     )
 
 
@@ -243,19 +261,30 @@ def _where(ref: ConnectionRef) -> str:
 def _validate(
     ctx: AppContext, draft: Draft, *, editing: bool = False
 ) -> tuple[ConnectionRef, ConnectionRef]:
-    """What `create_pipeline` and the repository check, in their order, without storing."""
+    """What `create_pipeline` and the repository check, without storing; the table names are
+    checked for Debezium once the list is known to be non-empty and without repeats."""
     validate_pipeline_name(draft.name)
     source = resolve_source(ctx, draft.source)
     target = resolve_target(ctx, draft.target)
-    if draft.engine == Engine.KAFKA_CONNECT:
+    kafka = draft.engine == Engine.KAFKA_CONNECT
+    if kafka and not draft.connect_url:
         raise UsageError(
-            "The kafka_connect engine needs a Kafka Connect REST URL, which this form does not "
-            "take; pick the embedded engine or use `cdc-tui pipeline create --connect-url`."
+            "The kafka_connect engine needs the Kafka Connect REST URL; fill in the Kafka "
+            "Connect REST URL field, for example http://connect.example.com:8083."
         )
+    if not kafka and draft.connect_url:
+        raise UsageError(
+            "A Kafka Connect REST URL only applies to the kafka_connect engine; clear it or "
+            "pick that engine."
+        )
+    if kafka and draft.connect_url:
+        check_connect_url(draft.connect_url)
     if not draft.tables:
         raise UsageError(f"Pipeline {draft.name!r} has no tables; pick at least one table.")
     if len(set(draft.tables)) != len(draft.tables):
         raise UsageError("A table is listed twice; list each table once.")
+    if kafka:
+        check_tables_nameable(draft.name, draft.tables)
     if not editing and PipelineRepository(ctx.store).find(draft.name) is not None:
         raise UsageError(
             f"Pipeline '{draft.name}' already exists; choose another name or drop it first "

@@ -31,7 +31,7 @@ def check_pipeline(ctx: AppContext, name: str) -> tuple[PipelineRecord, list[Fin
     target = ctx.pg_params(pipeline.target, application_name="cdc-tui check")
     findings += run_target_preflight(target, target_schema=pipeline.target_schema, tables=tables)
     if pipeline.engine == Engine.KAFKA_CONNECT:
-        from cdc_tui.services.connect_preflight import run_connect_preflight
+        from cdc_tui.services.connect_preflight import ConnectSubject, run_connect_preflight
 
-        findings += run_connect_preflight(ctx, pipeline)
+        findings += run_connect_preflight(ctx, ConnectSubject.of(pipeline))
     return pipeline, findings

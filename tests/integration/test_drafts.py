@@ -1,5 +1,7 @@
 """The new-pipeline form's headless half against real clusters, as the least-privilege roles of
-the CLI set-up: the live catalog, a check that creates nothing, and the save."""
+the CLI set-up: the live catalog, a check that creates nothing, and the save; for the
+kafka_connect engine, also against the session's real Connect worker (and one that is not
+there)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from cdc_tui import kafka_stack as ks
+from cdc_tui.domain.findings import Severity
 from cdc_tui.domain.spec import TableRef
-from cdc_tui.domain.status import Mode
+from cdc_tui.domain.status import Engine, Mode
 from cdc_tui.errors import CdcTuiError, ConfigError, SourceError
 from cdc_tui.services.context import AppContext, build_context
 from cdc_tui.services.drafts import (
@@ -24,6 +28,7 @@ from cdc_tui.services.drafts import (
 )
 from cdc_tui.store.repositories import PipelineRepository
 from tests.integration.cli_env import SOURCE_ROLE, make_cli_env
+from tests.integration.kafka_support import KAFKA_TOML
 from tests.integration.runner_support import Cli, source_objects
 from tests.pg import Database
 
@@ -71,6 +76,19 @@ def cli(tmp_path: Path, source_db: Database, target_db: Database) -> Cli:
 
 @pytest.fixture
 def ctx(cli: Cli) -> Iterator[AppContext]:
+    context = build_context(cli.env.config, environ=cli.environ(), actor="console:test")
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def kafka_ctx(cli: Cli, tmp_path: Path) -> Iterator[AppContext]:
+    """The form's context with a `[kafka_connect]` section: the passwords go in a secrets
+    directory, as they do for the kafka_connect CLI tests."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    with cli.env.config.open("a") as fh:
+        fh.write(KAFKA_TOML.format(secrets=secrets))
     context = build_context(cli.env.config, environ=cli.environ(), actor="console:test")
     yield context
     context.close()
@@ -204,3 +222,53 @@ def test_save_draft_stores_the_pipeline_with_its_tables_in_order(
     ]
     # Saving connects nowhere: no slot or publication yet.
     assert source_objects(source_db, "orders_new") == (0, 0)
+
+
+def test_a_kafka_connect_draft_is_checked_against_connect_then_saved_with_its_url(
+    kafka_ctx: AppContext, source_db: Database, kafka_stack: ks.Stack
+) -> None:
+    ctx = kafka_ctx
+    draft = Draft("orders_new", "src", "tgt", (CUSTOMERS, ITEMS), engine=Engine.KAFKA_CONNECT,
+                  connect_url=kafka_stack.connect_url)  # fmt: skip
+
+    findings = check_draft(ctx, draft)
+
+    seen = {(f.rule, f.severity) for f in findings}
+    assert ("connect.reachable", Severity.OK) in seen
+    assert ("connect.plugin", Severity.OK) in seen
+    assert ("source.helper_schema", Severity.OK) in seen
+    # The PostgreSQL preflight ran too, and nothing blocks the save.
+    assert ("source.slot_name", Severity.OK) in seen
+    assert blocking(findings) == [], blocking(findings)
+    # Checking created nothing: no pipeline, no helper table, no connector.
+    assert PipelineRepository(ctx.store).list() == []
+    assert source_db.scalar("SELECT to_regclass('cdc_tui.orders_new_signal')") is None
+
+    record = save_draft(ctx, draft)
+
+    stored = PipelineRepository(ctx.store).get("orders_new")
+    assert stored == record
+    assert (stored.engine, stored.connect_url) == (Engine.KAFKA_CONNECT, kafka_stack.connect_url)
+    assert [t.table for t in stored.tables] == [CUSTOMERS, ITEMS]
+    assert source_objects(source_db, "orders_new") == (0, 0)
+
+
+def test_a_kafka_connect_draft_without_a_worker_at_its_url_is_blocked(
+    kafka_ctx: AppContext,
+) -> None:
+    url = "http://127.0.0.1:9"  # the discard port: nothing listens
+    draft = Draft("orders_new", "src", "tgt", (CUSTOMERS,), engine=Engine.KAFKA_CONNECT,
+                  connect_url=url)  # fmt: skip
+
+    started = time.monotonic()
+    findings = check_draft(kafka_ctx, draft)
+
+    assert time.monotonic() - started < 30
+    reachable = [f for f in findings if f.rule == "connect.reachable"]
+    assert [(f.severity, f.object) for f in reachable] == [(Severity.ERROR, url)]
+    assert reachable[0] in blocking(findings)
+    assert reachable[0].fix == "start the Connect worker or fix the pipeline's --connect-url"
+    # Without the worker there is no plugin to look at; the rest is still checked.
+    assert not any(f.rule == "connect.plugin" for f in findings)
+    assert any(f.rule == "source.helper_schema" for f in findings)
+    assert PipelineRepository(kafka_ctx.store).list() == []

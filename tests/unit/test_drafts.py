@@ -17,6 +17,7 @@ from cdc_tui.services.drafts import (
     CatalogTable,
     ConnectionChoice,
     Draft,
+    _validate,
     blocking,
     check_draft,
     connection_choices,
@@ -27,7 +28,10 @@ from cdc_tui.store.repositories import PipelineRepository
 
 CUSTOMERS = TableRef("shop", "customers")
 ITEMS = TableRef("shop", "Order Items")
+DOTTED = TableRef("shop", "v1.orders")
 SECRET = "s3cret-pw"
+CONNECT_URL = "http://connect.example.invalid:8083"
+KAFKA = Engine.KAFKA_CONNECT
 
 
 def _table(
@@ -130,9 +134,10 @@ def test_connection_choices_are_sorted_and_never_show_a_password(ctx: AppContext
 
 def test_draft_defaults() -> None:
     draft = Draft("orders", "a", "b", (CUSTOMERS,))
-    assert (draft.mode, draft.engine, draft.target_schema) == (
+    assert (draft.mode, draft.engine, draft.target_schema, draft.connect_url) == (
         Mode.FULL_LOAD_AND_CDC,
         Engine.EMBEDDED,
+        None,
         None,
     )
 
@@ -145,7 +150,26 @@ def test_draft_defaults() -> None:
         ({"target": "nope"}, NotFoundError, "No connection named 'nope'"),
         ({"source": "mss"}, UsageError, "'mss' is not a PostgreSQL connection"),
         ({"target": "mss"}, NotAvailableError, "'mss' is SQL Server"),
-        ({"engine": Engine.KAFKA_CONNECT}, UsageError, "Kafka Connect REST URL"),
+        ({"engine": KAFKA}, UsageError, "fill in the Kafka Connect REST URL field"),
+        ({"engine": KAFKA, "connect_url": ""}, UsageError, "needs the Kafka Connect REST URL"),
+        ({"engine": KAFKA, "connect_url": "connect:8083"}, UsageError, "not an http:// or"),
+        ({"engine": KAFKA, "connect_url": "ftp://connect:8083"}, UsageError, "not an http://"),
+        (
+            {"engine": KAFKA, "connect_url": f"http://u:{SECRET}@connect:8083"},
+            UsageError,
+            "contains a password",
+        ),
+        (
+            {"engine": KAFKA, "connect_url": CONNECT_URL, "tables": (CUSTOMERS, DOTTED)},
+            UsageError,
+            "has a ',', '.' or '\"' in its name",
+        ),
+        ({"connect_url": CONNECT_URL}, UsageError, "only applies to the kafka_connect engine"),
+        (
+            {"engine": KAFKA, "connect_url": CONNECT_URL, "tables": ()},
+            UsageError,
+            "'orders' has no tables",
+        ),
         ({"tables": ()}, UsageError, "'orders' has no tables"),
         ({"tables": (CUSTOMERS, CUSTOMERS)}, UsageError, "listed twice"),
     ],
@@ -158,7 +182,15 @@ def test_check_draft_refuses_what_create_would_before_connecting(
         check_draft(ctx, _draft(**changes))
     assert type(caught.value) is error
     assert words in str(caught.value)
+    assert SECRET not in str(caught.value)
     assert PipelineRepository(ctx.store).list() == []
+
+
+def test_a_valid_kafka_connect_draft_passes_validation(ctx: AppContext) -> None:
+    source, target = _validate(ctx, _draft(engine=KAFKA, connect_url=CONNECT_URL))
+    assert (source.name, target.name) == ("alpha", "zeta")
+    # The embedded engine takes the dotted name the kafka_connect engine refuses.
+    _validate(ctx, _draft(tables=(CUSTOMERS, DOTTED)))
 
 
 def test_check_draft_refuses_a_taken_name(ctx: AppContext) -> None:
@@ -187,6 +219,12 @@ def test_save_draft_stores_every_field_without_connecting(ctx: AppContext) -> No
     )
     assert (stored.source.name, stored.target.name) == ("alpha", "zeta")
     assert SECRET not in repr(stored.target)
+
+
+def test_save_draft_stores_the_engine_and_the_connect_url(ctx: AppContext) -> None:
+    save_draft(ctx, _draft(engine=KAFKA, connect_url=CONNECT_URL))
+    stored = PipelineRepository(ctx.store).get("orders")
+    assert (stored.engine, stored.connect_url) == (KAFKA, CONNECT_URL)
 
 
 def test_save_draft_stores_a_blank_target_schema_as_none(ctx: AppContext) -> None:

@@ -1,7 +1,11 @@
 """`n`: the new-pipeline form, and `e`: the same form on an existing pipeline. Tables come from
 the live source catalog; `Check` runs the same preflight as `cdc-tui check` and a pipeline is
 saved only once its draft checked clean. Saving an edit that changes what a pipeline already
-copied asks first, because it resyncs the pipeline (`cdc-tui pipeline edit --resync`)."""
+copied asks first, because it resyncs the pipeline (`cdc-tui pipeline edit --resync`).
+
+Either engine can be picked for a new pipeline; kafka_connect shows the Kafka Connect REST URL
+field (`--connect-url`). An edit keeps the pipeline's engine and Connect URL, shown read-only:
+`pipeline edit` does not change them."""
 
 from __future__ import annotations
 
@@ -121,9 +125,21 @@ class NewPipelineScreen(Screen[str | None]):
                 yield Select([(m.value, m) for m in Mode],
                              value=edited.mode if edited else Mode.FULL_LOAD_AND_CDC,
                              allow_blank=False, id="mode")  # fmt: skip
-                # Only the embedded engine runs in this version (kafka_connect is issue 5).
-                yield Select([(Engine.EMBEDDED.value, Engine.EMBEDDED)], value=Engine.EMBEDDED,
-                             allow_blank=False, id="engine")  # fmt: skip
+                # An edit cannot change the engine (`pipeline edit` has no --engine).
+                yield Select([(e.value, e) for e in Engine],
+                             value=edited.engine if edited else Engine.EMBEDDED,
+                             allow_blank=False, id="engine",
+                             disabled=edited is not None)  # fmt: skip
+            # Right after the engine, in Tab order; shown for kafka_connect only (here and in
+            # engine_changed), read-only in an edit (`pipeline edit` has no --connect-url).
+            kafka = edited is not None and edited.engine == Engine.KAFKA_CONNECT
+            url_label = Label("Kafka Connect REST URL", id="connect-url-label")
+            url = Input((edited.connect_url or "") if edited else "",
+                        placeholder="http://connect.example.com:8083", id="connect-url",
+                        disabled=edited is not None or not kafka)  # fmt: skip
+            url_label.display = url.display = kafka
+            yield url_label
+            yield url
             yield Label("Target schema (blank: each table keeps its source schema)")
             schema = (edited.target_schema or "") if edited else ""
             yield Input(schema, placeholder="(as on the source)", id="target-schema")
@@ -146,6 +162,19 @@ class NewPipelineScreen(Screen[str | None]):
         else:
             self.title = "cdc-tui: new pipeline"
             self.query_one("#name", Input).focus()
+
+    # -- the engine -------------------------------------------------------------------------
+
+    @on(Select.Changed, "#engine")
+    def engine_changed(self, event: Select.Changed) -> None:
+        self.show_connect_url(event.value == Engine.KAFKA_CONNECT)
+
+    def show_connect_url(self, shown: bool) -> None:
+        """The Connect URL field is there (and focusable) only for the kafka_connect engine."""
+        self.query_one("#connect-url-label", Label).display = shown
+        url = self.query_one("#connect-url", Input)
+        url.display = shown
+        url.disabled = not shown or self.editing is not None
 
     # -- the catalog ------------------------------------------------------------------------
 
@@ -212,14 +241,22 @@ class NewPipelineScreen(Screen[str | None]):
             self.query_one("#mode", Select).value,
             self.query_one("#engine", Select).value,
         )
+        chosen = engine if isinstance(engine, Engine) else Engine.EMBEDDED
+        # The URL field's text is kept while another engine is picked, but only kafka uses it.
+        connect_url = (
+            self.query_one("#connect-url", Input).value.strip() or None
+            if chosen == Engine.KAFKA_CONNECT
+            else None
+        )
         return Draft(
             name=name,
             source=source,
             target=target,
             tables=tuple(self.catalog[key].ref for key in selected),
             mode=mode if isinstance(mode, Mode) else Mode.FULL_LOAD_AND_CDC,
-            engine=engine if isinstance(engine, Engine) else Engine.EMBEDDED,
+            engine=chosen,
             target_schema=self.query_one("#target-schema", Input).value.strip() or None,
+            connect_url=connect_url,
         )
 
     def action_check(self) -> None:
