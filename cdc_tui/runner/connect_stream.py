@@ -35,6 +35,7 @@ from cdc_tui.engines.kafka_connect.naming import ConnectNames, heartbeat_table
 from cdc_tui.engines.kafka_connect.rest import ConnectClient, ConnectorState, ConnectUnreachable
 from cdc_tui.errors import OperationError
 from cdc_tui.kafka_stack import JDBC_SINK_CONNECTOR_CLASS, POSTGRES_CONNECTOR_CLASS
+from cdc_tui.lsn import lsn_to_int
 from cdc_tui.pgconn import connect
 from cdc_tui.runner.steps import StepContext
 from cdc_tui.sources.postgres.debezium_objects import BEAT, heartbeat_query
@@ -51,6 +52,9 @@ RESTART_FIRST_DELAY_S = 5.0
 # A task that has run this long since its last automatic restart gets its full budget back.
 RESTART_BUDGET_RESET_S = 300.0
 TARGET_BEAT = "SELECT beat_at FROM {} WHERE id = 1"
+# Debezium's source offset: the commit position of the last transaction it has read (older
+# offsets carry only `lsn`).
+OFFSET_LSN_KEYS = ("lsn_commit", "lsn")
 
 
 def connect_client(pipeline: PipelineRecord, settings: KafkaConnectSettings) -> ConnectClient:
@@ -335,15 +339,17 @@ class ConnectWatcher:
         offset = offsets[0].get("offset", {}) if offsets else {}
         if any(key.startswith("incremental_snapshot") for key in offset):
             return
-        ts_usec = offset.get("ts_usec")
+        read_up_to = next((int(offset[k]) for k in OFFSET_LSN_KEYS if offset.get(k) is not None),
+                          None)  # fmt: skip
         for t in copying:
-            if t.started_at is None or ts_usec is None:
+            if t.resync_lsn is None or read_up_to is None:
                 continue
-            if int(ts_usec) > int(t.started_at.timestamp() * 1_000_000):
+            if read_up_to >= lsn_to_int(t.resync_lsn):
                 self.runner.repo.transition_table(
                     self.sc.pipeline, t.table, TableState.COMPLETED,
                     reason="incremental snapshot finished", actor=self.runner.actor,
                 )  # fmt: skip
+                self.runner.repo.set_table_resync_lsn(self.sc.pipeline, t.table, None)
                 self.runner.steplog.step2(f"{t.table}: incremental snapshot finished")
 
 

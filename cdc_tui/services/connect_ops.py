@@ -141,9 +141,10 @@ def resync_table(ctx: AppContext, pipeline: PipelineRecord, table: TableRef) -> 
             f"{short_reason(exc, [sparams.password])}; the target table was emptied: fix the "
             "cause and run the resync again."
         ) from exc
+    repo.set_table_resync_lsn(name, table, lsn)
     done = [
         f"truncated target table {target}",
-        f"requested an incremental snapshot of {table} (signal {signal_id} after {lsn})",
+        f"requested an incremental snapshot of {table} (signal {signal_id}, committed by {lsn})",
     ]
     repo.record_event(
         name, kind=EventKind.ACTION, reason="resync: " + "; ".join(done), actor=ctx.actor

@@ -137,6 +137,8 @@ class PipelineTable(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # kafka_connect: the source WAL position just before this table's resync signal.
+    resync_lsn: Mapped[str | None] = mapped_column(String(STATUS_LEN))
 
     pipeline: Mapped[Pipeline] = relationship(back_populates="tables")
 

@@ -91,6 +91,7 @@ def table_record(row: PipelineTable) -> TableStateRecord:
         completed_at=row.completed_at,
         updated_at=row.updated_at,
         last_error=row.last_error,
+        resync_lsn=row.resync_lsn,
     )
 
 

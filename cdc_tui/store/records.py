@@ -44,6 +44,7 @@ class TableStateRecord:
     completed_at: datetime | None
     updated_at: datetime
     last_error: str | None
+    resync_lsn: str | None = None
 
 
 @dataclass(frozen=True)

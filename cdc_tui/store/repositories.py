@@ -317,6 +317,20 @@ class PipelineRepository:
             if execute_dml(session, statement) != 1:
                 _table_of(session, lock_pipeline(session, name), table)
 
+    def set_table_resync_lsn(self, name: str, table: TableRef, lsn: str | None) -> None:
+        """Remember (or forget) where a table's incremental-snapshot resync was requested."""
+        pipeline_id = select(Pipeline.id).where(Pipeline.name == name).scalar_subquery()
+        statement = (
+            update(PipelineTable)
+            .where(PipelineTable.pipeline_id == pipeline_id)
+            .where(PipelineTable.schema_name == table.schema)
+            .where(PipelineTable.table_name == table.name)
+            .values(resync_lsn=lsn, updated_at=now_from(self._clock))
+        )
+        with self._store.begin() as session:
+            if execute_dml(session, statement) != 1:
+                _table_of(session, lock_pipeline(session, name), table)
+
     def record_event(
         self, name: str, *, kind: EventKind, reason: str, actor: str, action: str | None = None
     ) -> EventRecord:

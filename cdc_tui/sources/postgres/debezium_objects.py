@@ -108,16 +108,17 @@ def _exists(conn: psycopg.Connection[Any], ref: TableRef) -> bool:
 def request_incremental_snapshot(
     conn: psycopg.Connection[Any], pipeline: str, table: TableRef
 ) -> tuple[str, str]:
-    """Insert Debezium's execute-snapshot signal for `table`; returns (signal id, WAL position
-    before it), so the caller can tell when the connector has read past it."""
-    row = conn.execute(CURRENT_WAL_LSN).fetchone()
-    assert row is not None
+    """Insert (and commit, `conn` is in autocommit) Debezium's execute-snapshot signal for
+    `table`; returns (signal id, WAL position after its commit): a transaction the connector
+    reads with a commit position at or past it was committed after the signal."""
     signal_id = f"cdc-tui-{uuid.uuid4()}"
     data = json.dumps({"data-collections": [f"{table.schema}.{table.name}"], "type": "incremental"})
     conn.execute(
         sql.SQL(INSERT_SIGNAL).format(_table(signal_table(pipeline))),
         (signal_id, "execute-snapshot", data),
     )
+    row = conn.execute(CURRENT_WAL_LSN).fetchone()
+    assert row is not None
     return signal_id, str(row[0])
 
 
