@@ -225,10 +225,8 @@ class ConnectWatcher:
                     RESTART_FIRST_DELAY_S * 2 ** (budget.restarts - 1))  # fmt: skip
         budget.next_at = now + delay
         budget.restarted_at = now
-        if task_id < 0:
-            self.client.restart(name, include_tasks=True, only_failed=True)
-        else:
-            self.client.restart_task(name, task_id)
+        # One call restarts exactly the failed instances, the connector's and its tasks'.
+        self.client.restart(name, include_tasks=True, only_failed=True)
         self.runner.steplog.step2(
             f"{what} FAILED: {cause}; restarted it (automatic restart {budget.restarts} of "
             f"{self.settings.task_restart_limit})", "WARNING",
