@@ -47,6 +47,7 @@ from cdc_tui.runner.steps import (
 )
 from cdc_tui.runner.streaming import run_step2
 from cdc_tui.services.context import AppContext, default_actor
+from cdc_tui.services.pipelines import refuse_mssql_target
 from cdc_tui.sources.postgres.catalog import TableDef
 from cdc_tui.sources.postgres.objects import drop_slot, slot_row
 from cdc_tui.store.records import PipelineRecord
@@ -77,6 +78,7 @@ class Runner:
 
     def run(self) -> int:
         """Run to the end; the exit code is 0 when stopped or completed, 1 after a failure."""
+        refuse_mssql_target(self.repo.get(self.name), "run")
         self.keeper.acquire()
         self._install_signal_handlers()
         try:

@@ -38,6 +38,7 @@ from cdc_tui.services.connect_ops import (
     stop_pipeline_connectors,
 )
 from cdc_tui.services.context import AppContext
+from cdc_tui.services.pipelines import refuse_mssql_target
 from cdc_tui.services.status import runner_is_alive
 from cdc_tui.sources.postgres.objects import drop_publication, drop_slot
 from cdc_tui.store.records import EventKind, PipelineRecord
@@ -66,6 +67,7 @@ def start_pipeline(ctx: AppContext, name: str) -> int:
     """Launch the runner detached; refuse when a live runner already holds the pipeline."""
     repo = PipelineRepository(ctx.store)
     pipeline = repo.get(name)
+    refuse_mssql_target(pipeline, "run")
     pid = live_runner_pid(ctx, name)
     if pid is not None:
         raise OperationError(
@@ -208,6 +210,7 @@ def resync_pipeline(ctx: AppContext, name: str, table: str | None) -> list[str]:
     """Stop, drop the slot, truncate the target tables, and start again from Step 1."""
     repo = PipelineRepository(ctx.store)
     pipeline = repo.get(name)
+    refuse_mssql_target(pipeline, "resync")
     if table is not None and is_kafka(pipeline):
         return resync_table(ctx, pipeline, TableRef.parse(table))
     if table is not None:
@@ -278,6 +281,11 @@ def drop_pipeline_everywhere(ctx: AppContext, name: str) -> list[str]:
     done += source_cleanup(ctx, pipeline, publication=True)
     if kafka:
         done += clean_kafka_source(ctx, pipeline)
+    if pipeline.target.kind != "postgresql":  # plan-only in this version: never written to
+        repo.delete(
+            name, actor=ctx.actor, reason="dropped by operator: " + "; ".join(done or ["-"])
+        )
+        return done
     params = ctx.pg_params(pipeline.target, application_name="cdc-tui drop")
     try:
         with connect(params, autocommit=False) as conn:

@@ -33,7 +33,7 @@ def create_pipeline(
     """Validate the request and store the pipeline; connects to nothing (`check` does that)."""
     validate_pipeline_name(name)
     src = resolve_source(ctx, source)
-    tgt = resolve_target(ctx, target)
+    tgt = resolve_target(ctx, target, plan_only_ok=True)
     if engine == Engine.KAFKA_CONNECT and not connect_url:
         raise UsageError(
             "The kafka_connect engine needs the Kafka Connect REST URL; pass --connect-url URL."
@@ -84,15 +84,26 @@ def resolve_source(ctx: AppContext, source: str) -> ConnectionRef:
     return src
 
 
-def resolve_target(ctx: AppContext, target: str) -> ConnectionRef:
-    """A target connection name or URL, refused while its kind is not available."""
+def resolve_target(ctx: AppContext, target: str, *, plan_only_ok: bool = False) -> ConnectionRef:
+    """A target connection name or URL; SQL Server only where a plan-only pipeline is fine
+    (`pipeline create`: such a pipeline can be planned, not run, in this version)."""
     tgt = resolve_connection(target, ctx.settings, role="target")
-    if tgt.kind == "mssql":
+    if tgt.kind == "mssql" and not plan_only_ok:
         raise NotAvailableError(
-            f"Target {target!r} is SQL Server, which is not available yet in this version; "
-            "use a PostgreSQL target for now."
+            f"Target {target!r} is SQL Server, which this version can only plan: create the "
+            "pipeline with `cdc-tui pipeline create` and print its T-SQL with `cdc-tui plan`."
         )
     return tgt
+
+
+def refuse_mssql_target(pipeline: PipelineRecord, verb: str) -> None:
+    """SQL Server targets can be created and planned in this version, not run yet."""
+    if pipeline.target.kind == "mssql":
+        raise NotAvailableError(
+            f"Pipeline {pipeline.name!r} has a SQL Server target, which this version can plan "
+            f"(`cdc-tui plan {pipeline.name}` prints its T-SQL) but not {verb} yet; use a "
+            "PostgreSQL target to replicate now."
+        )
 
 
 def list_pipelines(ctx: AppContext) -> list[PipelineRecord]:

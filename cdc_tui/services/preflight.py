@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdc_tui.domain.findings import Finding
+from cdc_tui.domain.findings import Finding, Severity
 from cdc_tui.domain.status import CdcStatus, Engine, FullLoadStatus
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.preflight import run_source_preflight
@@ -28,6 +28,14 @@ def check_pipeline(ctx: AppContext, name: str) -> tuple[PipelineRecord, list[Fin
         source, tables, pipeline=pipeline.name, mode=str(pipeline.mode),
         owns_slot=has_started(pipeline),
     )  # fmt: skip
+    if pipeline.target.kind == "mssql":
+        findings.append(Finding(
+            "target.kind", Severity.ERROR, "target",
+            "SQL Server targets can be planned in this version, not checked or run",
+            f"print the T-SQL with `cdc-tui plan {pipeline.name}`; use a PostgreSQL target to "
+            "replicate now",
+        ))  # fmt: skip
+        return pipeline, findings
     target = ctx.pg_params(pipeline.target, application_name="cdc-tui check")
     findings += run_target_preflight(target, target_schema=pipeline.target_schema, tables=tables)
     if pipeline.engine == Engine.KAFKA_CONNECT:

@@ -108,6 +108,19 @@ def test_unknown_connector_and_idempotent_delete() -> None:
     assert client(handler).delete("x") is False
 
 
+def test_a_starting_worker_s_html_404_is_unreachable_not_missing() -> None:
+    """Seen on a real worker restarting: Jetty answers before Connect's resources exist."""
+
+    def handler(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, html="<html><title>Error 404 Not Found</title></html>")
+
+    with pytest.raises(ConnectUnreachable, match="still starting") as info:
+        client(handler).plugins()
+    assert getattr(info.value, "retriable", False) is True
+    with pytest.raises(ConnectUnreachable):
+        client(handler).status("x")
+
+
 def test_missing_plugins_are_named() -> None:
     def handler(_request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=[{"class": POSTGRES_SOURCE, "type": "source"}])

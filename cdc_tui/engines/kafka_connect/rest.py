@@ -211,6 +211,10 @@ def parse_validation(doc: Mapping[str, Any]) -> Validation:
     return Validation(int(doc.get("error_count") or 0), errors)
 
 
+def _is_json(response: httpx.Response) -> bool:
+    return "json" in response.headers.get("content-type", "")
+
+
 def _message(response: httpx.Response) -> str:
     try:
         doc = response.json()
@@ -258,6 +262,13 @@ class _Base:
             if response.status_code == 204 or not response.content:
                 return None
             return response.json()
+        if response.status_code == 404 and not _is_json(response):
+            # Connect's own 404s are JSON; Jetty's HTML page means its REST resources are not
+            # registered yet (a worker starting up), which heals by itself.
+            raise ConnectUnreachable(
+                f"Kafka Connect at {self.shown_url} is still starting (no {call.path} yet); "
+                "wait for the worker to finish starting."
+            )
         if response.status_code == 404:
             if call.missing_ok:
                 return MISSING
