@@ -18,9 +18,9 @@ import psycopg
 from psycopg import sql
 
 from cdc_tui.config.settings import KafkaConnectSettings
+from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import CdcStatus, TableState
 from cdc_tui.engines.kafka_connect.configs import (
-    Endpoint,
     PipelineConnectors,
     sink_config,
     source_config,
@@ -38,6 +38,7 @@ from cdc_tui.kafka_stack import JDBC_SINK_CONNECTOR_CLASS, POSTGRES_CONNECTOR_CL
 from cdc_tui.lsn import lsn_to_int
 from cdc_tui.pgconn import connect
 from cdc_tui.runner.steps import StepContext
+from cdc_tui.services.connect_ops import client_for, names_of
 from cdc_tui.sources.postgres.debezium_objects import BEAT, heartbeat_query
 from cdc_tui.sources.postgres.objects import slot_row
 from cdc_tui.sources.postgres.slots import SlotInfo, read_slot
@@ -57,29 +58,12 @@ TARGET_BEAT = "SELECT beat_at FROM {} WHERE id = 1"
 OFFSET_LSN_KEYS = ("lsn_commit", "lsn")
 
 
-def connect_client(pipeline: PipelineRecord, settings: KafkaConnectSettings) -> ConnectClient:
-    if not pipeline.connect_url:
-        raise OperationError(
-            f"Pipeline {pipeline.name!r} uses the kafka_connect engine but has no Connect URL; "
-            f"set one with `cdc-tui pipeline edit {pipeline.name} --connect-url URL`."
-        )
-    import httpx  # the client's own import; only its timeout type is needed here
-
-    return ConnectClient(
-        pipeline.connect_url, timeout=httpx.Timeout(settings.request_timeout, connect=3.0)
-    )
-
-
-def connect_names(pipeline: PipelineRecord) -> ConnectNames:
-    return ConnectNames.of(pipeline.name, pipeline.created_at, pipeline.generation)
-
-
 def pipeline_connectors(
     runner: Runner, sc: StepContext, pipeline: PipelineRecord
 ) -> PipelineConnectors:
     settings = runner.ctx.settings
     return PipelineConnectors(
-        names=connect_names(pipeline),
+        names=names_of(pipeline),
         slot_name=sc.slot_name,
         publication_name=sc.publication_name,
         tables=sc.tables,
@@ -117,7 +101,7 @@ def run_connect_step2(runner: Runner, sc: StepContext) -> None:
         pc.names.source_connector: (POSTGRES_CONNECTOR_CLASS, source_config(pc)),
         pc.names.sink_connector: (JDBC_SINK_CONNECTOR_CLASS, sink_config(pc)),
     }
-    with connect_client(pipeline, settings) as client:
+    with client_for(pipeline, settings.request_timeout) as client:
         client.require_plugins(POSTGRES_CONNECTOR_CLASS, JDBC_SINK_CONNECTOR_CLASS)
         check_slot_alive(sc)
         ensure_connectors(client, wanted, runner.steplog.step2)
@@ -158,6 +142,12 @@ class ConnectWatcher:
     slot_lsn: str | None = None
     slot_moved_at: float = field(default_factory=time.monotonic)
     stalled: bool = False
+    # Connectors whose failure this watcher wrote into last_error, so recovery clears it.
+    failures_noted: set[str] = field(default_factory=set)
+
+    @property
+    def heartbeat(self) -> TableRef:
+        return heartbeat_table(self.sc.pipeline)
 
     def run(self) -> None:
         while not self.runner.should_stop():
@@ -212,6 +202,7 @@ class ConnectWatcher:
         what = f"connector {name}" if task_id < 0 else f"task {task_id} of connector {name}"
         cause = first_line(trace)
         self.runner.repo.update(self.sc.pipeline, last_error=f"{what} FAILED: {cause}")
+        self.failures_noted.add(name)
         now = time.monotonic()
         if now < budget.next_at:
             return
@@ -241,10 +232,10 @@ class ConnectWatcher:
             recovered = now - budget.restarted_at > RESTART_BUDGET_RESET_S
             if conn_name == name and task_id in running and recovered:
                 del self.budgets[(conn_name, task_id)]
-        if not state.failed_tasks and state.state != "FAILED":
-            current = self.runner.repo.get(self.sc.pipeline).last_error
-            if current and f"connector {name}" in current and "FAILED" in current:
-                self.runner.repo.update(self.sc.pipeline, last_error=None)
+        healthy = not state.failed_tasks and state.state != "FAILED"
+        if healthy and name in self.failures_noted:
+            self.failures_noted.discard(name)
+            self.runner.repo.update(self.sc.pipeline, last_error=None)
 
     # -- source and target -----------------------------------------------------------------
 
@@ -254,7 +245,7 @@ class ConnectWatcher:
             with connect(self.sc.source) as src:
                 row: Any = src.execute(
                     sql.SQL(BEAT + " RETURNING beat_at").format(
-                        sql.Identifier(*_parts(heartbeat_table(self.sc.pipeline)))
+                        sql.Identifier(self.heartbeat.schema, self.heartbeat.name)
                     )
                 ).fetchone()
                 self.beats.append(row[0])
@@ -280,7 +271,7 @@ class ConnectWatcher:
         self._finish_resyncs()
 
     def _target_beat(self) -> datetime | None:
-        table = heartbeat_table(self.sc.pipeline)
+        table = self.heartbeat
         schema = self.sc.target_schema or table.schema
         with connect(self.sc.target) as tgt:
             try:
@@ -369,10 +360,3 @@ def first_line(trace: str | None) -> str:
     lines = [ln.strip() for ln in trace.splitlines() if ln.strip()]
     caused = [ln for ln in lines if ln.startswith("Caused by:")]
     return (caused[-1] if caused else lines[0])[:300]
-
-
-def _parts(ref: Any) -> tuple[str, str]:
-    return (ref.schema, ref.name)
-
-
-__all__ = ["ConnectWatcher", "Endpoint", "run_connect_step2"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import psycopg
 from psycopg import sql
 
@@ -36,27 +37,31 @@ def is_kafka(pipeline: PipelineRecord) -> bool:
 
 
 def names_of(pipeline: PipelineRecord) -> ConnectNames:
+    """The one place a pipeline's connector, topic and generation names come from."""
     return ConnectNames.of(pipeline.name, pipeline.created_at, pipeline.generation)
 
 
-def _client(pipeline: PipelineRecord) -> ConnectClient:
+def client_for(pipeline: PipelineRecord, timeout: float | None = None) -> ConnectClient:
+    """A REST client on the pipeline's Connect URL (the runner passes its request timeout)."""
     if not pipeline.connect_url:
         raise UsageError(
             f"Pipeline {pipeline.name!r} has no Kafka Connect URL; set one with "
             f"`cdc-tui pipeline edit {pipeline.name} --connect-url URL`."
         )
-    return ConnectClient(pipeline.connect_url)
+    if timeout is None:
+        return ConnectClient(pipeline.connect_url)
+    return ConnectClient(pipeline.connect_url, timeout=httpx.Timeout(timeout, connect=3.0))
 
 
 def stop_pipeline_connectors(pipeline: PipelineRecord) -> list[str]:
     """PUT /stop on both connectors (idempotent; offsets stay so start resumes them)."""
-    with _client(pipeline) as client:
+    with client_for(pipeline) as client:
         return stop_connectors(client, names_of(pipeline).connectors)
 
 
 def remove_pipeline_connectors(pipeline: PipelineRecord) -> list[str]:
     """Delete both connectors and their offsets (resync and drop)."""
-    with _client(pipeline) as client:
+    with client_for(pipeline) as client:
         return remove_connectors(client, names_of(pipeline).connectors)
 
 

@@ -10,8 +10,8 @@ import httpx
 
 from cdc_tui.config.connections import strip_password
 from cdc_tui.engines.kafka_connect.lifecycle import state_or_none
-from cdc_tui.engines.kafka_connect.naming import ConnectNames
 from cdc_tui.engines.kafka_connect.rest import ConnectClient, ConnectError, ConnectorState
+from cdc_tui.services.connect_ops import names_of
 from cdc_tui.store.records import PipelineRecord
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def list_connect(url: str, timeout: httpx.Timeout = PROBE_TIMEOUT) -> ConnectLis
 
 
 def probe_from_listing(pipeline: PipelineRecord, listing: ConnectListing) -> ConnectProbe:
-    names = ConnectNames.of(pipeline.name, pipeline.created_at, pipeline.generation)
+    names = names_of(pipeline)
     by_role = {"source": names.source_connector, "sink": names.sink_connector}
     url = strip_password(pipeline.connect_url) if pipeline.connect_url else None
     if listing.error is not None:
@@ -85,16 +85,16 @@ def probe_from_listing(pipeline: PipelineRecord, listing: ConnectListing) -> Con
 
 def probe_connect(pipeline: PipelineRecord) -> ConnectProbe:
     """Ask Connect for both connectors' status; an unreachable Connect is reported, not raised."""
-    names = ConnectNames.of(pipeline.name, pipeline.created_at, pipeline.generation)
-    by_role = {"source": names.source_connector, "sink": names.sink_connector}
-    url = strip_password(pipeline.connect_url) if pipeline.connect_url else None
     if not pipeline.connect_url:
-        return ConnectProbe(url, by_role, error="the pipeline has no Kafka Connect URL")
+        return probe_from_listing(
+            pipeline, ConnectListing({}, "the pipeline has no Kafka Connect URL")
+        )
     try:
         with ConnectClient(pipeline.connect_url, timeout=PROBE_TIMEOUT, conflict_retries=2,
                            backoff_s=0.5) as client:  # fmt: skip
-            states = {name: state_or_none(client, name) for name in by_role.values()}
+            found = {n: state_or_none(client, n) for n in names_of(pipeline).connectors}
     except ConnectError as exc:
         log.warning("Connect probe for %s failed: %s", pipeline.name, exc.message)
-        return ConnectProbe(url, by_role, error=exc.message)
-    return ConnectProbe(url, by_role, states)
+        return probe_from_listing(pipeline, ConnectListing({}, exc.message))
+    states = {name: state for name, state in found.items() if state is not None}
+    return probe_from_listing(pipeline, ConnectListing(states))

@@ -66,6 +66,22 @@ def kafka_cli(
         cli.run("drop", pipeline, check=False, timeout=300)
 
 
+@contextmanager
+def running_kafka_pipeline(
+    tmp_path: Path,
+    source: Database,
+    target: Database,
+    stack: ks.Stack,
+    pipeline: str,
+    tables: str,
+) -> Iterator[Cli]:
+    """A kafka_connect pipeline created and started (RUNNING), dropped at the end."""
+    with kafka_cli(tmp_path, source, target, stack, pipeline) as cli:
+        create_kafka_pipeline(cli, stack, pipeline, tables)
+        cli.run("start", pipeline, "--wait", "running", "--timeout", "240", timeout=300)
+        yield cli
+
+
 def create_kafka_pipeline(cli: Cli, stack: ks.Stack, pipeline: str, tables: str) -> None:
     cli.run("pipeline", "create", pipeline, "--source", "src", "--target", "tgt",
             "--tables", tables, "--engine", "kafka_connect",

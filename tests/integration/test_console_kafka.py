@@ -23,7 +23,7 @@ from cdc_tui.ui.screens.confirm import ConfirmModal
 from cdc_tui.ui.screens.error import ErrorModal
 from cdc_tui.ui.screens.pipeline import PipelineScreen
 from cdc_tui.ui.screens.pipelines import COLUMN_INDEX
-from tests.integration.kafka_support import create_kafka_pipeline, kafka_cli
+from tests.integration.kafka_support import running_kafka_pipeline
 from tests.integration.runner_support import Cli, wait_converged, wait_status
 from tests.integration.test_console import SIZE, table_of, until
 from tests.pg import Database
@@ -40,9 +40,7 @@ RESYNCED = "shop.customers"
 def cli(
     tmp_path: Path, source_db: Database, target_db: Database, kafka_stack: ks.Stack
 ) -> Iterator[Cli]:
-    with kafka_cli(tmp_path, source_db, target_db, kafka_stack, NAME) as c:
-        create_kafka_pipeline(c, kafka_stack, NAME, TABLE_LIST)
-        c.run("start", NAME, "--wait", "running", "--timeout", "240", timeout=300)
+    with running_kafka_pipeline(tmp_path, source_db, target_db, kafka_stack, NAME, TABLE_LIST) as c:
         yield c
 
 

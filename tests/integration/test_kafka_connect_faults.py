@@ -18,7 +18,7 @@ from cdc_tui import kafka_stack as ks
 from cdc_tui.services.board import read_board
 from cdc_tui.services.context import build_context
 from tests.integration.cli_env import TARGET_ROLE
-from tests.integration.kafka_support import create_kafka_pipeline, kafka_cli
+from tests.integration.kafka_support import running_kafka_pipeline
 from tests.integration.runner_support import (
     Cli,
     process_gone,
@@ -40,9 +40,7 @@ TABLE_LIST = 'shop.customers,shop."Order Items"'
 def cli(
     tmp_path: Path, source_db: Database, target_db: Database, kafka_stack: ks.Stack
 ) -> Iterator[Cli]:
-    with kafka_cli(tmp_path, source_db, target_db, kafka_stack, NAME) as c:
-        create_kafka_pipeline(c, kafka_stack, NAME, TABLE_LIST)
-        c.run("start", NAME, "--wait", "running", "--timeout", "240", timeout=300)
+    with running_kafka_pipeline(tmp_path, source_db, target_db, kafka_stack, NAME, TABLE_LIST) as c:
         yield c
 
 

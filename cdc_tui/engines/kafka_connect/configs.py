@@ -11,7 +11,6 @@ Choices that matter for correctness, each one a line below:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cdc_tui.domain.spec import TableRef
@@ -146,8 +145,3 @@ def configs_differ(wanted: dict[str, str], have: dict[str, str]) -> list[str]:
     ignored = {"name"}
     keys = (set(wanted) | set(have)) - ignored
     return sorted(k for k in keys if wanted.get(k) != have.get(k))
-
-
-def describe_validation(connector: str, errors: dict[str, Sequence[str]]) -> str:
-    parts = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in sorted(errors.items()))
-    return f"Kafka Connect refused the configuration of {connector}: {parts}"

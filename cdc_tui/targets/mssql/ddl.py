@@ -15,6 +15,7 @@ from typing import Any
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.errors import UsageError
 from cdc_tui.sources.postgres.catalog import ColumnDef, TableDef, TypeKind
+from cdc_tui.targets.keys import target_key
 from cdc_tui.targets.mssql.identifiers import (
     check_identifier,
     collision_key,
@@ -140,7 +141,7 @@ def _plan_table(
             f"{MAX_COLUMNS}; leave it out of the pipeline."
         )
     _check_column_names(td)
-    key, key_note = _target_key(td)
+    key, key_note = target_key(td)
     columns = [
         _column_plan(td.ref, c, c.name in key, policy, labels.get(_enum_type_sql(c)))
         for c in td.columns
@@ -167,18 +168,6 @@ def _check_column_names(td: TableDef) -> None:
                 "SQL Server, which compares names without case or trailing spaces; rename one "
                 "on the source or leave the table out of the pipeline."
             )
-
-
-def _target_key(td: TableDef) -> tuple[tuple[str, ...], str | None]:
-    """The source primary key or, failing that, the replica identity index (all NOT NULL)."""
-    if td.primary_key:
-        return td.primary_key, None
-    if td.replica_identity == "i" and td.replica_identity_index_columns:
-        return td.replica_identity_index_columns, (
-            "no primary key on the source: the replica identity index columns "
-            "become the target's primary key"
-        )
-    return (), "no primary key on the source and none on the target"
 
 
 def _enum_type_sql(col: ColumnDef) -> str:

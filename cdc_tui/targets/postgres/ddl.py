@@ -16,6 +16,7 @@ from psycopg import sql
 from cdc_tui.domain.spec import MAX_IDENTIFIER_BYTES, TableRef
 from cdc_tui.errors import UsageError
 from cdc_tui.sources.postgres.catalog import ColumnDef, TableDef, TypeKind, is_serial_default
+from cdc_tui.targets.keys import target_key
 
 TARGET_KIND = "postgresql"
 
@@ -75,7 +76,7 @@ def _check_identifier(name: str, what: str) -> None:
 def _plan_table(td: TableDef, target_schema: str | None) -> TablePlan:
     target = TableRef(target_schema or td.ref.schema, td.ref.name)
     columns = [map_column(c) for c in td.columns]
-    key, key_note = _target_key(td)
+    key, key_note = target_key(td)
     return TablePlan(
         source=td.ref,
         target=target,
@@ -87,18 +88,6 @@ def _plan_table(td: TableDef, target_schema: str | None) -> TablePlan:
         create_table=_create_table(target, columns, key),
         key_note=key_note,
     )
-
-
-def _target_key(td: TableDef) -> tuple[tuple[str, ...], str | None]:
-    """The source primary key or, failing that, the replica identity index (all NOT NULL)."""
-    if td.primary_key:
-        return td.primary_key, None
-    if td.replica_identity == "i" and td.replica_identity_index_columns:
-        return td.replica_identity_index_columns, (
-            "no primary key on the source: the replica identity index columns "
-            "become the target's primary key"
-        )
-    return (), "no primary key on the source and none on the target"
 
 
 def map_column(col: ColumnDef) -> ColumnPlan:
