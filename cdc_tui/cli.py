@@ -47,6 +47,7 @@ def _cmd_create(ctx: AppContext, args: argparse.Namespace) -> int:
         engine=Engine(args.engine),
         target_schema=args.target_schema,
         connect_url=args.connect_url,
+        numeric_policy=args.numeric_policy,
     )
     if args.json:
         print_json(summary_document(record, None, datetime.now(UTC)))
@@ -327,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--target-schema", default=None, metavar="SCHEMA")
     create.add_argument("--connect-url", default=None, metavar="URL")
+    create.add_argument(
+        "--numeric-policy", default=None, metavar="POLICY",
+        help="SQL Server targets: error (default), decimal_38_max_scale or text, for numerics "
+        "wider than decimal(38) or without a precision",
+    )  # fmt: skip
     create.set_defaults(handler=_cmd_create)
     edit = pverbs.add_parser(
         "edit", parents=[_common(json_flag=True)],

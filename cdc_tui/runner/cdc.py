@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from cdc_tui.engines.embedded.applier import PgApplier
 from cdc_tui.engines.embedded.messages import (
     Begin,
+    Change,
     Commit,
     Delete,
     Insert,
@@ -36,6 +37,30 @@ METRICS_INTERVAL_S = 1.0
 IDLE_CONFIRM_INTERVAL_S = 1.0
 
 
+class StreamApplier(Protocol):
+    """What the stream needs of a target's applier (PgApplier, MssqlApplier)."""
+
+    @property
+    def committed_lsn(self) -> int | None: ...
+
+    @property
+    def pending_commit(self) -> bool: ...
+
+    def read_position(self) -> int | None: ...
+
+    def begin(self, msg: Begin) -> None: ...
+
+    def relation(self, rel: Relation) -> None: ...
+
+    def change(self, msg: Change) -> None: ...
+
+    def commit(self, msg: Commit) -> None: ...
+
+    def flush_commit(self) -> int | None: ...
+
+    def advance_position(self, lsn: int) -> None: ...
+
+
 @dataclass
 class StreamMetrics:
     """What the runner persists about Step 2 (at most once a second)."""
@@ -52,7 +77,7 @@ class CdcStream:
     def __init__(
         self,
         repl: ReplicationConnection,
-        applier: PgApplier,
+        applier: StreamApplier,
         *,
         should_stop: Callable[[], bool],
         on_metrics: Callable[[StreamMetrics], None],

@@ -68,7 +68,9 @@ def pipeline_connectors(
         publication_name=sc.publication_name,
         tables=sc.tables,
         source=endpoint(pipeline.source, sc.source, settings, role="source", pipeline=sc.pipeline),
-        target=endpoint(pipeline.target, sc.target, settings, role="target", pipeline=sc.pipeline),
+        target=endpoint(
+            pipeline.target, sc.pg_target, settings, role="target", pipeline=sc.pipeline
+        ),
         target_schema=sc.target_schema,
         heartbeat_ms=settings.kafka_connect.heartbeat_interval_ms,
         heartbeat_query=heartbeat_query(sc.pipeline),
@@ -273,7 +275,7 @@ class ConnectWatcher:
     def _target_beat(self) -> datetime | None:
         table = self.heartbeat
         schema = self.sc.target_schema or table.schema
-        with connect(self.sc.target) as tgt:
+        with connect(self.sc.pg_target) as tgt:
             try:
                 row = tgt.execute(
                     sql.SQL(TARGET_BEAT).format(sql.Identifier(schema, table.name))

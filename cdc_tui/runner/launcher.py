@@ -21,14 +21,17 @@ from cdc_tui.store.records import PipelineRecord
 log = logging.getLogger(__name__)
 
 SECRETS_FLAG = "--secrets-stdin"
-ALWAYS_STRIPPED = ("PGPASSWORD", "CDC_TUI_METADATA_URL")
+ALWAYS_STRIPPED = ("PGPASSWORD", "MSSQL_PASSWORD", "CDC_TUI_METADATA_URL")
 
 
 def secrets_payload(ctx: AppContext, pipeline: PipelineRecord) -> dict[str, object]:
     """The passwords the runner needs, resolved now, plus the metadata DB URL."""
     passwords: dict[str, str | None] = {}
     for ref in (pipeline.source, pipeline.target):
-        passwords[ref.url] = ctx.pg_params(ref).password
+        if ref.kind == "mssql":
+            passwords[ref.url] = ctx.mssql_params(ref).password
+        else:
+            passwords[ref.url] = ctx.pg_params(ref).password
     return {"passwords": passwords, "metadata_url": ctx.settings.metadata_url}
 
 

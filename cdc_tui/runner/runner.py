@@ -28,31 +28,34 @@ from cdc_tui.engines.embedded.apply_errors import SchemaDriftError
 from cdc_tui.engines.kafka_connect.naming import heartbeat_table, helper_tables
 from cdc_tui.errors import CdcTuiError, OperationError
 from cdc_tui.fullload.errors import SnapshotLostError
-from cdc_tui.pgconn import connect
+from cdc_tui.pgconn import PgParams, connect
 from cdc_tui.pgerrors import short_reason
 from cdc_tui.runner.backoff import Backoff
 from cdc_tui.runner.connect_prepare import prepare_debezium_source
 from cdc_tui.runner.connect_stream import run_connect_step2
 from cdc_tui.runner.lease import LeaseKeeper
+from cdc_tui.runner.mssql_target import MssqlTarget
 from cdc_tui.runner.retry import is_retriable
 from cdc_tui.runner.settle import WORKING_CDC, settle_stopped
 from cdc_tui.runner.steplog import StepLog
 from cdc_tui.runner.steps import (
+    PostgresTarget,
     StepContext,
+    TargetPort,
     create_cdc_only_slot,
     full_load_only,
     full_load_with_slot,
-    load_plans,
-    run_step0,
+    load_defs,
 )
 from cdc_tui.runner.streaming import run_step2
 from cdc_tui.services.context import AppContext, default_actor
-from cdc_tui.services.pipelines import refuse_mssql_target
-from cdc_tui.sources.postgres.catalog import TableDef
+from cdc_tui.services.pipelines import numeric_policy, refuse_mssql_target
+from cdc_tui.sources.postgres.enums import read_enum_labels
 from cdc_tui.sources.postgres.objects import drop_slot, slot_row
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
-from cdc_tui.targets.postgres.ddl import TablePlan
+from cdc_tui.targets.mssql.connection import MssqlParams
+from cdc_tui.targets.postgres.ddl import plan_tables
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ class Runner:
 
     def run(self) -> int:
         """Run to the end; the exit code is 0 when stopped or completed, 1 after a failure."""
-        refuse_mssql_target(self.repo.get(self.name), "run")
+        refuse_mssql_target(self.repo.get(self.name), "run")  # kafka_connect only
         self.keeper.acquire()
         self._install_signal_handlers()
         try:
@@ -124,12 +127,18 @@ class Runner:
     # -- one attempt -----------------------------------------------------------------------
 
     def _step_context(self, pipeline: PipelineRecord) -> StepContext:
+        app = f"cdc-tui {self.name}"
+        target: PgParams | MssqlParams
+        if pipeline.target.kind == "mssql":
+            target = self.ctx.mssql_params(pipeline.target, app)
+        else:
+            target = self.ctx.pg_params(pipeline.target, app)
         return StepContext(
             pipeline=self.name,
             repo=self.repo,
             steplog=self.steplog,
-            source=self.ctx.pg_params(pipeline.source, f"cdc-tui {self.name}"),
-            target=self.ctx.pg_params(pipeline.target, f"cdc-tui {self.name}"),
+            source=self.ctx.pg_params(pipeline.source, app),
+            target=target,
             actor=self.actor,
             workers=self.ctx.settings.runner.full_load_workers,
             split_rows=self.ctx.settings.runner.full_load_split_rows,
@@ -148,7 +157,7 @@ class Runner:
         """One pass through the steps; True when the runner should exit."""
         pipeline = self.repo.get(self.name)
         sc = self._step_context(pipeline)
-        plans = load_plans(sc.source, self.name, sc.tables, sc.target_schema)
+        target = self._target(sc, pipeline)
         cancel = _StopFlag(self)
         needs_copy = pipeline.mode != Mode.CDC_ONLY and (
             pipeline.full_load_status != FullLoadStatus.COMPLETED
@@ -159,32 +168,46 @@ class Runner:
         if needs_copy:
             self._prepare_step1(sc, pipeline)
             self._status(PipelineStatus.RUNNING, "Step 0 started")
-            run_step0(sc, plans + self._engine_step0(sc, pipeline))
+            self._step0(sc, pipeline, target)
             if pipeline.mode == Mode.FULL_LOAD_ONLY:
-                full_load_only(sc, plans, cancel)
+                full_load_only(sc, target, cancel)
                 return True
-            if not full_load_with_slot(sc, plans, cancel):
+            if not full_load_with_slot(sc, target, cancel):
                 return True
         elif pipeline.cdc_status == CdcStatus.NOT_STARTED and not self._slot_exists(sc):
             self._status(PipelineStatus.RUNNING, "Step 0 started")
-            run_step0(sc, plans + self._engine_step0(sc, pipeline))
-            create_cdc_only_slot(sc)
+            self._step0(sc, pipeline, target)
+            create_cdc_only_slot(sc, target)
         self._status(PipelineStatus.RUNNING, "Step 2 starting")
         if self._kafka(pipeline):
             run_connect_step2(self, sc)
+        elif isinstance(target, MssqlTarget):
+            target.stream(self, sc)
         else:
-            run_step2(self, sc, plans)
+            run_step2(self, sc, target.plans)
         return True
 
-    def _engine_step0(
-        self, sc: StepContext, pipeline: PipelineRecord
-    ) -> list[tuple[TableDef, TablePlan]]:
-        """kafka_connect: its source tables and replica identities before the slot exists, and
-        the heartbeat's target table."""
-        if not self._kafka(pipeline):
-            return []
-        prepare_debezium_source(sc, self.repo, self.actor)
-        return load_plans(sc.source, self.name, (heartbeat_table(self.name),), sc.target_schema)
+    def _target(self, sc: StepContext, pipeline: PipelineRecord) -> PostgresTarget | MssqlTarget:
+        """The target's Step 0/1 port, planned from the source catalog as it is now; kafka_connect
+        adds its heartbeat table, created in Step 0 but never copied."""
+        extra = (heartbeat_table(self.name),) if self._kafka(pipeline) else ()
+        defs = load_defs(sc.source, self.name, sc.tables + extra)
+        main, helpers = defs[: len(sc.tables)], defs[len(sc.tables) :]
+        if isinstance(sc.target, MssqlParams):
+            with connect(sc.source) as conn:
+                labels = read_enum_labels(conn, main)
+            return MssqlTarget.plan(sc, main, labels, numeric_policy(pipeline))
+        plans = plan_tables(main, target_schema=sc.target_schema)
+        extra_plans = plan_tables(helpers, target_schema=sc.target_schema)
+        return PostgresTarget(list(zip(main, plans, strict=True)),
+                              list(zip(helpers, extra_plans, strict=True)))  # fmt: skip
+
+    def _step0(self, sc: StepContext, pipeline: PipelineRecord, target: TargetPort) -> None:
+        """kafka_connect first prepares its source tables and replica identities, before the
+        slot exists; then the target's tables."""
+        if self._kafka(pipeline):
+            prepare_debezium_source(sc, self.repo, self.actor)
+        target.step0(sc)
 
     def _slot_exists(self, sc: StepContext) -> bool:
         with connect(sc.source) as conn:

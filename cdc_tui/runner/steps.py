@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import FullLoadStatus, StatusField, TableState
@@ -34,6 +34,7 @@ from cdc_tui.sources.postgres.objects import (
     publication_tables,
 )
 from cdc_tui.store.repositories import PipelineRepository
+from cdc_tui.targets.mssql.connection import MssqlParams
 from cdc_tui.targets.postgres.ddl import TablePlan, plan_tables
 from cdc_tui.targets.postgres.schema import apply_step0
 
@@ -51,7 +52,7 @@ class StepContext:
     repo: PipelineRepository
     steplog: StepLog
     source: PgParams
-    target: PgParams
+    target: PgParams | MssqlParams
     actor: str
     workers: int
     split_rows: int
@@ -66,11 +67,29 @@ class StepContext:
     def published(self) -> tuple[TableRef, ...]:
         return self.tables + self.published_extra
 
+    @property
+    def pg_target(self) -> PgParams:
+        """The target's parameters where only a PostgreSQL target can be meant."""
+        if not isinstance(self.target, PgParams):
+            raise TypeError(f"pipeline {self.pipeline!r} has no PostgreSQL target")
+        return self.target
 
-def load_plans(
-    source: PgParams, pipeline: str, tables: Sequence[TableRef], target_schema: str | None
-) -> list[tuple[TableDef, TablePlan]]:
-    """Read the source catalog and plan the target tables; a missing table is a hard error."""
+
+class TargetPort(Protocol):
+    """What Steps 0 and 1 do on one kind of target; Step 2 lives with each engine."""
+
+    def step0(self, sc: StepContext) -> None:
+        """Create or check the target tables and the position table."""
+
+    def copy(self, sc: StepContext, snapshot_name: str, cancel: threading.Event) -> bool:
+        """Copy every table from the exported snapshot; False when cancelled."""
+
+    def record_handoff(self, sc: StepContext, lsn: int) -> None:
+        """Store `lsn` as the target's applied position, where CDC starts."""
+
+
+def load_defs(source: PgParams, pipeline: str, tables: Sequence[TableRef]) -> list[TableDef]:
+    """Read the source catalog of `tables`; a missing table is a hard error."""
     with connect(source) as conn:
         defs = read_tables(conn, list(tables))
     missing = [str(ref) for ref, d in defs.items() if d is None]
@@ -79,15 +98,43 @@ def load_plans(
             f"Table(s) {', '.join(missing)} of pipeline {pipeline!r} no longer exist on the "
             "source; restore them or drop and recreate the pipeline."
         )
-    present = [d for d in defs.values() if d is not None]
+    return [d for d in defs.values() if d is not None]
+
+
+def load_plans(
+    source: PgParams, pipeline: str, tables: Sequence[TableRef], target_schema: str | None
+) -> list[tuple[TableDef, TablePlan]]:
+    """Read the source catalog and plan PostgreSQL target tables."""
+    present = load_defs(source, pipeline, tables)
     plans = plan_tables(present, target_schema=target_schema)
     return list(zip(present, plans, strict=True))
+
+
+class PostgresTarget:
+    """Steps 0 and 1 into PostgreSQL: DDL in one transaction, the parallel COPY pipe."""
+
+    def __init__(
+        self,
+        plans: Sequence[tuple[TableDef, TablePlan]],
+        extra: Sequence[tuple[TableDef, TablePlan]] = (),
+    ) -> None:
+        self.plans = list(plans)
+        self.extra = list(extra)  # created in Step 0 but never copied (kafka_connect helpers)
+
+    def step0(self, sc: StepContext) -> None:
+        run_step0(sc, self.plans + self.extra)
+
+    def copy(self, sc: StepContext, snapshot_name: str, cancel: threading.Event) -> bool:
+        return copy_tables(sc, self.plans, snapshot_name, cancel)
+
+    def record_handoff(self, sc: StepContext, lsn: int) -> None:
+        record_handoff(sc, lsn)
 
 
 def run_step0(sc: StepContext, plans: Sequence[tuple[TableDef, TablePlan]]) -> None:
     """Create (or check) the target tables and the position table, in one transaction each."""
     sc.steplog.step0(f"creating or checking {len(plans)} target table(s)")
-    with connect(sc.target, autocommit=False) as conn:
+    with connect(sc.pg_target, autocommit=False) as conn:
         apply_step0(conn, [p for _, p in plans], sc.steplog.step0)
         with conn.transaction():
             ensure_position_table(conn)
@@ -182,7 +229,9 @@ def copy_tables(
     cancel: threading.Event,
 ) -> bool:
     """Copy every table from the snapshot; False when cancelled before the end."""
-    job = plan_job(sc.source, sc.target, snapshot_name, plans, target_rows_per_range=sc.split_rows)
+    job = plan_job(
+        sc.source, sc.pg_target, snapshot_name, plans, target_rows_per_range=sc.split_rows
+    )
     units = sum(len(t.ranges) for t in job.tables)
     sc.steplog.step1(
         f"copying {len(job.tables)} table(s) in {units} unit(s) with {sc.workers} worker(s)"
@@ -205,22 +254,20 @@ def copy_tables(
 
 def record_handoff(sc: StepContext, lsn: int) -> None:
     """Store the slot's consistent point as the target's applied position: CDC starts there."""
-    with connect(sc.target, autocommit=False) as conn, conn.transaction():
+    with connect(sc.pg_target, autocommit=False) as conn, conn.transaction():
         write_position(conn, sc.pipeline, lsn, lsn, None)
 
 
-def finish_full_load(sc: StepContext, handoff_lsn: int | None) -> None:
+def finish_full_load(sc: StepContext, target: TargetPort, handoff_lsn: int | None) -> None:
     """Record the handoff position on the target, then mark Step 1 COMPLETED."""
     if handoff_lsn is not None:
-        record_handoff(sc, handoff_lsn)
+        target.record_handoff(sc, handoff_lsn)
     sc.repo.update(sc.pipeline, full_load_completed_at=datetime.now(UTC))
     sc.repo.transition(sc.pipeline, StatusField.FULL_LOAD_STATUS, FullLoadStatus.COMPLETED,
                        reason="Step 1 completed", actor=sc.actor)  # fmt: skip
 
 
-def full_load_with_slot(
-    sc: StepContext, plans: Sequence[tuple[TableDef, TablePlan]], cancel: threading.Event
-) -> bool:
+def full_load_with_slot(sc: StepContext, target: TargetPort, cancel: threading.Event) -> bool:
     """Step 1 for CDC modes: slot with an exported snapshot, copy, handoff at its consistent
     point. Returns False when cancelled (Step 1 then starts again on the next run)."""
     begin_full_load(sc)
@@ -233,9 +280,9 @@ def full_load_with_slot(
         sc.steplog.step1(
             f"created slot {sc.slot_name} at {lsn}; copying from snapshot {created.snapshot_name}"
         )
-        if not copy_tables(sc, plans, created.snapshot_name, cancel):
+        if not target.copy(sc, created.snapshot_name, cancel):
             return False
-    finish_full_load(sc, created.consistent_point)
+    finish_full_load(sc, target, created.consistent_point)
     sc.steplog.step1(f"full load complete; CDC starts at {lsn}")
     return True
 
@@ -250,26 +297,24 @@ def exported_snapshot(params: PgParams) -> Iterator[str]:
         conn.rollback()
 
 
-def full_load_only(
-    sc: StepContext, plans: Sequence[tuple[TableDef, TablePlan]], cancel: threading.Event
-) -> bool:
+def full_load_only(sc: StepContext, target: TargetPort, cancel: threading.Event) -> bool:
     """Step 1 for full_load_only pipelines: a consistent copy, no slot, no publication."""
     begin_full_load(sc)
     with exported_snapshot(sc.source) as snapshot:
         sc.steplog.step1(f"copying from snapshot {snapshot}")
-        if not copy_tables(sc, plans, snapshot, cancel):
+        if not target.copy(sc, snapshot, cancel):
             return False
-    finish_full_load(sc, None)
+    finish_full_load(sc, target, None)
     sc.steplog.step1("full load complete")
     return True
 
 
-def create_cdc_only_slot(sc: StepContext) -> None:
+def create_cdc_only_slot(sc: StepContext, target: TargetPort) -> None:
     """cdc_only: publication and slot (no snapshot); CDC starts at the slot's consistent point."""
     ensure_publication(sc)
     with ReplicationConnection.open(sc.source, application_name=f"cdc-tui {sc.pipeline}") as repl:
         created = repl.create_slot(sc.slot_name, export_snapshot=False)
-    record_handoff(sc, created.consistent_point)
+    target.record_handoff(sc, created.consistent_point)
     lsn = lsn_to_str(created.consistent_point)
     sc.repo.update(sc.pipeline, full_load_lsn=lsn)
     sc.steplog.step1(f"created slot {sc.slot_name} at {lsn} (cdc_only)")

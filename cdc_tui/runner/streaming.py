@@ -16,7 +16,7 @@ from cdc_tui.engines.embedded.target_table import TargetTable, read_target_table
 from cdc_tui.errors import OperationError
 from cdc_tui.lsn import lsn_to_int, lsn_to_str
 from cdc_tui.pgconn import PgParams, connect
-from cdc_tui.runner.cdc import CdcStream, StreamMetrics
+from cdc_tui.runner.cdc import CdcStream, StreamApplier, StreamMetrics
 from cdc_tui.runner.steps import StepContext
 from cdc_tui.sources.postgres.catalog import TableDef
 from cdc_tui.sources.postgres.objects import slot_row
@@ -93,12 +93,9 @@ def check_slot(sc: StepContext, position: int) -> None:
 
 
 def run_step2(runner: Runner, sc: StepContext, plans: Sequence[tuple[TableDef, TablePlan]]) -> None:
-    """Stream the slot into the target until the runner is asked to stop."""
-    pipeline = runner.repo.get(sc.pipeline)
-    if pipeline.cdc_status != CdcStatus.RECONNECTING:
-        runner.cdc(CdcStatus.STARTING, "Step 2 starting")
-    base_changes = pipeline.changes_applied
-    with connect(sc.target, autocommit=False) as target:
+    """Stream the slot into the PostgreSQL target until the runner is asked to stop."""
+    announce_step2(runner, sc)
+    with connect(sc.pg_target, autocommit=False) as target:
         applier = PgApplier(
             target,
             sc.pipeline,
@@ -107,34 +104,43 @@ def run_step2(runner: Runner, sc: StepContext, plans: Sequence[tuple[TableDef, T
             batch_changes=APPLY_BATCH_CHANGES,
             group_changes=APPLY_GROUP_CHANGES,
         )
-        position = applier.read_position()
-        if position is None:
-            raise OperationError(
-                f"The target has no applied position for pipeline {sc.pipeline!r} "
-                f"(cdc_tui.applied_position was emptied); resync required."
+        stream_into(runner, sc, applier)
+
+
+def announce_step2(runner: Runner, sc: StepContext) -> None:
+    """CDC goes STARTING before the target is reached (a retry stays RECONNECTING)."""
+    if runner.repo.get(sc.pipeline).cdc_status != CdcStatus.RECONNECTING:
+        runner.cdc(CdcStatus.STARTING, "Step 2 starting")
+
+
+def stream_into(runner: Runner, sc: StepContext, applier: StreamApplier) -> None:
+    """Check the slot against the applier's stored position, then stream until stopped."""
+    base_changes = runner.repo.get(sc.pipeline).changes_applied
+    position = applier.read_position()
+    if position is None:
+        raise OperationError(
+            f"The target has no applied position for pipeline {sc.pipeline!r} "
+            f"(cdc_tui.applied_position was emptied); resync required."
+        )
+    check_slot(sc, position)
+    with ReplicationConnection.open(sc.source, application_name=f"cdc-tui {sc.pipeline}") as repl:
+        repl.start(sc.slot_name, position, publication_names=[sc.publication_name])
+        runner.cdc(CdcStatus.RUNNING, f"streaming from {lsn_to_str(position)}")
+        runner.repo.update(sc.pipeline, last_error=None)  # recovered: the events keep it
+        runner.backoff.reset()
+        runner.steplog.step2(f"streaming slot {sc.slot_name} from {lsn_to_str(position)}")
+
+        def persist(m: StreamMetrics) -> None:
+            runner.repo.update(
+                sc.pipeline,
+                applied_lsn=lsn_to_str(m.applied_lsn),
+                changes_applied=base_changes + m.changes_applied,
+                last_applied_at=m.last_applied_at,
+                lag_seconds=m.lag_seconds,
             )
-        check_slot(sc, position)
-        with ReplicationConnection.open(
-            sc.source, application_name=f"cdc-tui {sc.pipeline}"
-        ) as repl:
-            repl.start(sc.slot_name, position, publication_names=[sc.publication_name])
-            runner.cdc(CdcStatus.RUNNING, f"streaming from {lsn_to_str(position)}")
-            runner.repo.update(sc.pipeline, last_error=None)  # recovered: the events keep it
-            runner.backoff.reset()
-            runner.steplog.step2(f"streaming slot {sc.slot_name} from {lsn_to_str(position)}")
 
-            def persist(m: StreamMetrics) -> None:
-                runner.repo.update(
-                    sc.pipeline,
-                    applied_lsn=lsn_to_str(m.applied_lsn),
-                    changes_applied=base_changes + m.changes_applied,
-                    last_applied_at=m.last_applied_at,
-                    lag_seconds=m.lag_seconds,
-                )
-
-            stream = CdcStream(
-                repl, applier, should_stop=runner.should_stop, on_metrics=persist,
-                start_lsn=position,
-            )  # fmt: skip
-            stream.run()
+        stream = CdcStream(
+            repl, applier, should_stop=runner.should_stop, on_metrics=persist, start_lsn=position
+        )
+        stream.run()
     runner.steplog.step2(f"stopped at {lsn_to_str(stream.metrics.applied_lsn)}")

@@ -9,12 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdc_tui.config.connections import pg_params
+from cdc_tui.config.connections import pg_params, resolve_password
 from cdc_tui.config.loader import LoadedSettings, load_settings
 from cdc_tui.config.settings import Settings
 from cdc_tui.domain.connection import ConnectionRef
+from cdc_tui.errors import UsageError
 from cdc_tui.pgconn import PgParams
 from cdc_tui.store.db import Store, open_store
+from cdc_tui.targets.mssql.connection import MssqlParams, fallback_password, parse_mssql_url
 
 
 def default_actor(prefix: str = "cli") -> str:
@@ -54,6 +56,19 @@ class AppContext:
                 record.url, self.password_overrides[record.url], application_name=application_name
             )
         return pg_params(record, self.settings, self.environ, application_name=application_name)
+
+    def mssql_params(self, record: ConnectionRef, application_name: str = "cdc-tui") -> MssqlParams:
+        """SQL Server connection parameters for a stored connection, password resolved now:
+        the connection's own source, else MSSQL_PASSWORD."""
+        if record.kind != "mssql":
+            raise UsageError(f"Connection {record.name or record.url!r} is not a SQL Server one.")
+        if record.url in self.password_overrides:
+            password = self.password_overrides[record.url]
+        else:
+            password = resolve_password(record, self.settings, self.environ)
+            if password is None:
+                password = fallback_password(self.environ)
+        return parse_mssql_url(record.url, password, application_name)
 
     def close(self) -> None:
         if self._store is not None:

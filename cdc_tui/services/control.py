@@ -38,6 +38,7 @@ from cdc_tui.services.connect_ops import (
     stop_pipeline_connectors,
 )
 from cdc_tui.services.context import AppContext
+from cdc_tui.services.mssql_ops import empty_mssql_target, forget_mssql_position
 from cdc_tui.services.pipelines import refuse_mssql_target
 from cdc_tui.services.status import runner_is_alive
 from cdc_tui.sources.postgres.objects import drop_publication, drop_slot
@@ -227,17 +228,20 @@ def resync_pipeline(ctx: AppContext, name: str, table: str | None) -> list[str]:
     done += source_cleanup(ctx, pipeline, publication=False)
     if is_kafka(pipeline):
         done.append(f"next connectors are generation {next_generation(ctx, pipeline)}")
-    params = ctx.pg_params(pipeline.target, application_name="cdc-tui resync")
-    try:
-        with connect(params, autocommit=False) as conn:
-            truncate_tables(conn, pipeline)
-            forget_position(conn, pipeline.name)
-            conn.commit()
-    except psycopg.Error as exc:
-        raise TargetError(
-            f"Cannot truncate the target tables of pipeline {name!r}: "
-            f"{short_reason(exc, [params.password])}; fix access and run resync again."
-        ) from exc
+    if pipeline.target.kind == "mssql":
+        empty_mssql_target(ctx, pipeline)
+    else:
+        params = ctx.pg_params(pipeline.target, application_name="cdc-tui resync")
+        try:
+            with connect(params, autocommit=False) as conn:
+                truncate_tables(conn, pipeline)
+                forget_position(conn, pipeline.name)
+                conn.commit()
+        except psycopg.Error as exc:
+            raise TargetError(
+                f"Cannot truncate the target tables of pipeline {name!r}: "
+                f"{short_reason(exc, [params.password])}; fix access and run resync again."
+            ) from exc
     done.append(f"truncated {len(pipeline.tables)} target table(s)")
     _reset_to_step1(ctx, name)
     repo.record_event(
@@ -281,7 +285,8 @@ def drop_pipeline_everywhere(ctx: AppContext, name: str) -> list[str]:
     done += source_cleanup(ctx, pipeline, publication=True)
     if kafka:
         done += clean_kafka_source(ctx, pipeline)
-    if pipeline.target.kind != "postgresql":  # plan-only in this version: never written to
+    if pipeline.target.kind == "mssql":
+        done += forget_mssql_position(ctx, pipeline)
         repo.delete(
             name, actor=ctx.actor, reason="dropped by operator: " + "; ".join(done or ["-"])
         )

@@ -112,6 +112,11 @@ def edit_pipeline(
         )
     new_source = resolve_source(ctx, source) if source is not None else current.source
     new_target = resolve_target(ctx, target) if target is not None else current.target
+    if new_target.kind != current.target.kind:
+        raise UsageError(
+            f"Pipeline {name!r} writes to {current.target.kind} and cannot switch to a "
+            f"{new_target.kind} target; create a new pipeline for it."
+        )
     new_tables = tuple(tables) if tables is not None else tuple(t.table for t in current.tables)
     if not new_tables:
         raise UsageError(f"Pipeline {name!r} needs at least one table; pass --tables.")

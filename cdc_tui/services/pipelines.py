@@ -14,6 +14,7 @@ from cdc_tui.errors import NotAvailableError, UsageError
 from cdc_tui.services.context import AppContext
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import PipelineRepository
+from cdc_tui.targets.mssql.types import NumericPolicy
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,13 @@ def create_pipeline(
     engine: Engine = Engine.EMBEDDED,
     target_schema: str | None = None,
     connect_url: str | None = None,
+    numeric_policy: str | None = None,
 ) -> PipelineRecord:
     """Validate the request and store the pipeline; connects to nothing (`check` does that)."""
     validate_pipeline_name(name)
     src = resolve_source(ctx, source)
-    tgt = resolve_target(ctx, target, plan_only_ok=True)
+    tgt = resolve_target(ctx, target)
+    check_engine_target(engine, tgt)
     if engine == Engine.KAFKA_CONNECT and not connect_url:
         raise UsageError(
             "The kafka_connect engine needs the Kafka Connect REST URL; pass --connect-url URL."
@@ -43,6 +46,7 @@ def create_pipeline(
     if engine == Engine.KAFKA_CONNECT and connect_url:
         check_connect_url(connect_url)
         check_tables_nameable(name, list(tables))
+    check_numeric_policy(numeric_policy, tgt)
     record = PipelineRepository(ctx.store).create(
         name=name,
         engine=engine,
@@ -53,6 +57,7 @@ def create_pipeline(
         target_schema=target_schema,
         connect_url=connect_url,
         actor=ctx.actor,
+        numeric_policy=numeric_policy,
     )
     log.info("pipeline %s created with %d tables", name, len(tables))
     return record
@@ -84,25 +89,55 @@ def resolve_source(ctx: AppContext, source: str) -> ConnectionRef:
     return src
 
 
-def resolve_target(ctx: AppContext, target: str, *, plan_only_ok: bool = False) -> ConnectionRef:
-    """A target connection name or URL; SQL Server only where a plan-only pipeline is fine
-    (`pipeline create`: such a pipeline can be planned, not run, in this version)."""
-    tgt = resolve_connection(target, ctx.settings, role="target")
-    if tgt.kind == "mssql" and not plan_only_ok:
-        raise NotAvailableError(
-            f"Target {target!r} is SQL Server, which this version can only plan: create the "
-            "pipeline with `cdc-tui pipeline create` and print its T-SQL with `cdc-tui plan`."
+def resolve_target(ctx: AppContext, target: str) -> ConnectionRef:
+    """A target connection name or URL: PostgreSQL or SQL Server."""
+    return resolve_connection(target, ctx.settings, role="target")
+
+
+def check_engine_target(engine: Engine, target: ConnectionRef) -> None:
+    """The kafka_connect engine writes to PostgreSQL only in this version."""
+    if engine == Engine.KAFKA_CONNECT and target.kind == "mssql":
+        raise UsageError(
+            "The kafka_connect engine cannot write to a SQL Server target in this version; "
+            "use --engine embedded (the default) for SQL Server."
         )
-    return tgt
+
+
+def check_numeric_policy(policy: str | None, target: ConnectionRef) -> None:
+    """A numeric policy names a known policy and only goes with a SQL Server target."""
+    if policy is None:
+        return
+    choices = ", ".join(p.value for p in NumericPolicy)
+    if policy not in {p.value for p in NumericPolicy}:
+        raise UsageError(f"--numeric-policy {policy!r} is not one of {choices}; choose one.")
+    if target.kind != "mssql":
+        raise UsageError(
+            "--numeric-policy only applies to SQL Server targets (PostgreSQL keeps every "
+            "numeric exactly); remove it."
+        )
+
+
+def numeric_policy(pipeline: PipelineRecord) -> NumericPolicy:
+    """The pipeline's numeric policy for a SQL Server target; error unless one was chosen."""
+    return NumericPolicy(pipeline.numeric_policy or NumericPolicy.ERROR.value)
 
 
 def refuse_mssql_target(pipeline: PipelineRecord, verb: str) -> None:
-    """SQL Server targets can be created and planned in this version, not run yet."""
+    """SQL Server targets run on the embedded engine; the kafka_connect sink is not wired yet."""
+    if pipeline.target.kind == "mssql" and pipeline.engine == Engine.KAFKA_CONNECT:
+        raise NotAvailableError(
+            f"Pipeline {pipeline.name!r} has a SQL Server target on the kafka_connect engine, "
+            f"which this version can plan (`cdc-tui plan {pipeline.name}`) but not {verb} yet; "
+            "recreate it with --engine embedded to replicate now."
+        )
+
+
+def refuse_mssql_verb(pipeline: PipelineRecord, verb: str) -> None:
+    """Verbs that compare or rebuild PostgreSQL targets only."""
     if pipeline.target.kind == "mssql":
         raise NotAvailableError(
-            f"Pipeline {pipeline.name!r} has a SQL Server target, which this version can plan "
-            f"(`cdc-tui plan {pipeline.name}` prints its T-SQL) but not {verb} yet; use a "
-            "PostgreSQL target to replicate now."
+            f"Pipeline {pipeline.name!r} has a SQL Server target, where {verb} is not available "
+            f"yet; compare the tables with your own queries (docs/sqlserver.md shows how)."
         )
 
 

@@ -13,9 +13,12 @@ from cdc_tui.pgconn import PgParams, connect
 from cdc_tui.pgerrors import short_reason
 from cdc_tui.runner.steps import load_plans
 from cdc_tui.services.context import AppContext
+from cdc_tui.services.pipelines import numeric_policy
 from cdc_tui.sources.postgres.catalog import read_tables
+from cdc_tui.sources.postgres.enums import read_enum_labels
 from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.targets.mssql import ddl as mssql_ddl
+from cdc_tui.targets.mssql.types import NumericPolicy
 from cdc_tui.targets.postgres.ddl import TablePlan, plan_to_json, render_plan
 
 
@@ -31,11 +34,16 @@ class MssqlPlanResult:
 
 
 def _plan_mssql(
-    params: PgParams, name: str, tables: list[TableRef], target_schema: str | None
+    params: PgParams,
+    name: str,
+    tables: list[TableRef],
+    target_schema: str | None,
+    policy: NumericPolicy,
 ) -> MssqlPlanResult:
     try:
         with connect(params) as conn:
             defs = read_tables(conn, tables)
+            labels = read_enum_labels(conn, [d for d in defs.values() if d is not None])
     except psycopg.OperationalError as exc:
         raise SourceError(
             f"Cannot read the source catalog of pipeline {name!r}: "
@@ -47,8 +55,10 @@ def _plan_mssql(
             f"Table(s) {', '.join(missing)} of pipeline {name!r} do not exist on the source; "
             "restore them or edit the pipeline's tables."
         )
-    plans = mssql_ddl.plan_tables([d for d in defs.values() if d is not None],
-                                  target_schema=target_schema)  # fmt: skip
+    plans = mssql_ddl.plan_tables(
+        [d for d in defs.values() if d is not None],
+        target_schema=target_schema, numeric_policy=policy, enum_labels=labels,
+    )  # fmt: skip
     return MssqlPlanResult(plans, mssql_ddl.render_script(plans))
 
 
@@ -67,7 +77,7 @@ def plan_pipeline(ctx: AppContext, name: str) -> PlanResult | MssqlPlanResult:
     params = ctx.pg_params(pipeline.source, application_name="cdc-tui plan")
     tables = [t.table for t in pipeline.tables]
     if pipeline.target.kind == "mssql":
-        return _plan_mssql(params, name, tables, pipeline.target_schema)
+        return _plan_mssql(params, name, tables, pipeline.target_schema, numeric_policy(pipeline))
     try:
         pairs = load_plans(params, name, tables, pipeline.target_schema)
     except psycopg.OperationalError as exc:

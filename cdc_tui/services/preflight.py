@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from cdc_tui.domain.findings import Finding, Severity
+from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import CdcStatus, Engine, FullLoadStatus
 from cdc_tui.services.context import AppContext
 from cdc_tui.sources.postgres.preflight import run_source_preflight
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import PipelineRepository
+from cdc_tui.targets.mssql.preflight import run_mssql_preflight
 from cdc_tui.targets.postgres.preflight import run_target_preflight
 
 
@@ -29,17 +31,28 @@ def check_pipeline(ctx: AppContext, name: str) -> tuple[PipelineRecord, list[Fin
         owns_slot=has_started(pipeline),
     )  # fmt: skip
     if pipeline.target.kind == "mssql":
-        findings.append(Finding(
-            "target.kind", Severity.ERROR, "target",
-            "SQL Server targets can be planned in this version, not checked or run",
-            f"print the T-SQL with `cdc-tui plan {pipeline.name}`; use a PostgreSQL target to "
-            "replicate now",
-        ))  # fmt: skip
-        return pipeline, findings
-    target = ctx.pg_params(pipeline.target, application_name="cdc-tui check")
-    findings += run_target_preflight(target, target_schema=pipeline.target_schema, tables=tables)
+        findings += _mssql_findings(ctx, pipeline, tables)
+    else:
+        target = ctx.pg_params(pipeline.target, application_name="cdc-tui check")
+        findings += run_target_preflight(
+            target, target_schema=pipeline.target_schema, tables=tables
+        )
     if pipeline.engine == Engine.KAFKA_CONNECT:
         from cdc_tui.services.connect_preflight import ConnectSubject, run_connect_preflight
 
         findings += run_connect_preflight(ctx, ConnectSubject.of(pipeline))
     return pipeline, findings
+
+
+def _mssql_findings(
+    ctx: AppContext, pipeline: PipelineRecord, tables: list[TableRef]
+) -> list[Finding]:
+    params = ctx.mssql_params(pipeline.target, application_name="cdc-tui check")
+    findings = run_mssql_preflight(params, target_schema=pipeline.target_schema, tables=tables)
+    if pipeline.engine == Engine.KAFKA_CONNECT:
+        findings.append(Finding(
+            "target.kind", Severity.ERROR, "target",
+            "The kafka_connect engine cannot write to SQL Server in this version.",
+            f"Recreate pipeline {pipeline.name} with --engine embedded.",
+        ))  # fmt: skip
+    return findings

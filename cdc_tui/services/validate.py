@@ -11,7 +11,7 @@ from cdc_tui.pgconn import connect
 from cdc_tui.runner.steps import load_plans
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.control import live_runner_pid
-from cdc_tui.services.pipelines import refuse_mssql_target
+from cdc_tui.services.pipelines import refuse_mssql_verb
 from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.validation import ValidationReport, validate_tables
 
@@ -23,7 +23,7 @@ def validate_pipeline(ctx: AppContext, name: str) -> ValidationReport:
     allowed to catch up with the source's position, and differing ranges are re-checked."""
     repo = PipelineRepository(ctx.store)
     pipeline = repo.get(name)
-    refuse_mssql_target(pipeline, "validate")
+    refuse_mssql_verb(pipeline, "validate")
     source = ctx.pg_params(pipeline.source, "cdc-tui validate")
     target = ctx.pg_params(pipeline.target, "cdc-tui validate")
     tables = [t.table for t in pipeline.tables]

@@ -182,7 +182,7 @@ class Store:
 
 # The newest migration shipped; a test checks it against the migrations directory, so every
 # process start can confirm an up-to-date schema with one query and without importing Alembic.
-HEAD_REVISION: Final = "0003"
+HEAD_REVISION: Final = "0004"
 _READ_VERSION: Final = text("SELECT version_num FROM alembic_version")
 
 

@@ -92,6 +92,7 @@ class Pipeline(Base):
     # JSON [[schema, table, previous identity], ...]: what drop restores on the source.
     replica_identity_changes: Mapped[str | None] = mapped_column(Text)
     stalled_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    numeric_policy: Mapped[str | None] = mapped_column(String(STATUS_LEN))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     connections: Mapped[list[Connection]] = relationship(

@@ -122,6 +122,7 @@ def pipeline_record(row: Pipeline) -> PipelineRecord:
         stop_requested_at=row.stop_requested_at,
         replica_identity_changes=row.replica_identity_changes,
         stalled_since=row.stalled_since,
+        numeric_policy=row.numeric_policy,
         created_at=row.created_at,
         updated_at=row.updated_at,
         source=by_role[ConnectionRole.SOURCE],

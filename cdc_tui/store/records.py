@@ -79,6 +79,8 @@ class PipelineRecord:
     source: ConnectionRef
     target: ConnectionRef
     tables: tuple[TableStateRecord, ...]
+    # SQL Server targets: what to do with numerics wider than decimal(38) (None: error).
+    numeric_policy: str | None = None
 
 
 @dataclass(frozen=True)

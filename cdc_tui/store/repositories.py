@@ -65,6 +65,7 @@ UPDATABLE_FIELDS = frozenset(
         "stop_requested_at",
         "replica_identity_changes",
         "stalled_since",
+        "numeric_policy",
     }
 )
 
@@ -89,6 +90,7 @@ class PipelineRepository:
         target_schema: str | None,
         connect_url: str | None,
         actor: str,
+        numeric_policy: str | None = None,
     ) -> PipelineRecord:
         """Insert a STOPPED pipeline with its connections, PENDING tables and a created event."""
         validate_pipeline_name(name)
@@ -103,6 +105,7 @@ class PipelineRepository:
             mode=mode.value,
             target_schema=target_schema,
             connect_url=connect_url,
+            numeric_policy=numeric_policy,
             slot_name=slot_name_for(name),
             publication_name=publication_name_for(name),
             generation=1,

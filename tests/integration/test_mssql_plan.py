@@ -1,6 +1,7 @@
-"""A SQL Server target in this version: the pipeline is created and planned (T-SQL printed
-without connecting to any SQL Server), and every verb that would touch the target refuses
-in one sentence; drop still works. No SQL Server runs here: nothing connects to one."""
+"""A SQL Server target through the real CLI, with no SQL Server reachable (none can run here):
+the pipeline is created and planned (T-SQL printed without connecting), `check` reports the
+unreachable server as one finding, `start` retries Step 0 without creating anything on the
+source, resync fails in one sentence, and drop works."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cli_env import make_cli_env
-from tests.integration.runner_support import Cli
+from tests.integration.runner_support import Cli, source_objects, wait_status
 from tests.pg import Database
 
 pytestmark = pytest.mark.integration
@@ -17,29 +18,67 @@ pytestmark = pytest.mark.integration
 NAME = "to_mssql"
 
 
-def test_plan_only_sql_server_pipeline(
-    tmp_path: Path, source_db: Database, target_db: Database
-) -> None:
+@pytest.fixture
+def cli(tmp_path: Path, source_db: Database, target_db: Database) -> Cli:
     env = make_cli_env(tmp_path, f"sqlite:///{tmp_path / 'm.db'}", source_db, target_db)
     with env.config.open("a") as fh:
-        fh.write('\n[connections.dwh]\nurl = "mssql://loader@sql.invalid:1433/dwh"\n'
+        # Port 1 on localhost refuses at once: an unreachable SQL Server without a DNS wait.
+        fh.write('\n[connections.dwh]\nurl = "mssql://loader@127.0.0.1:1/dwh"\n'
                  'password_env = "CDC_TUI_SECRET_DWH"\n')  # fmt: skip
-    cli = Cli(env, tmp_path / "home")
+    env.env["CDC_TUI_SECRET_DWH"] = "dwh-password-never-shown"
+    return Cli(env, tmp_path / "home")
+
+
+def test_sql_server_pipeline_without_a_server(cli: Cli, source_db: Database) -> None:
+    tables = 'shop.customers,shop."Order Items"'
     cli.run("pipeline", "create", NAME, "--source", "src", "--target", "dwh",
-            "--tables", 'shop.customers,shop."Order Items"')  # fmt: skip
+            "--tables", tables, "--numeric-policy", "text")  # fmt: skip
 
     plan = cli.run("plan", NAME).stdout
     assert "IF OBJECT_ID(N'[dbo].[customers]', N'U') IS NULL" in plan
     assert "[Order Items]" in plan and "\nGO\n" in plan
     assert "nvarchar(max)" in plan and "bigint NOT NULL" in plan
 
-    for verb in ("start", "validate", "resync"):
-        refused = cli.run(verb, NAME, check=False)
-        assert refused.returncode == 1, (verb, refused.stderr)
-        assert "SQL Server target" in refused.stderr and "cdc-tui plan" in refused.stderr
     check = cli.run("check", NAME, check=False)
-    assert check.returncode == 1 and "planned in this version" in check.stdout
-    assert cli.status(NAME)["status"] == "STOPPED"
+    assert check.returncode == 1
+    assert "Cannot connect to SQL Server 127.0.0.1:1/dwh" in check.stdout
+    validate = cli.run("validate", NAME, check=False)
+    assert validate.returncode == 1 and "SQL Server target" in validate.stderr
 
+    cli.run("start", NAME)
+    doc = wait_status(cli, NAME, lambda d: bool(d.get("last_error")), 60, "a retried failure")
+    assert "SQL Server target 127.0.0.1:1/dwh is unavailable while Step 0" in doc["last_error"]
+    assert doc["full_load_status"] == "NOT_STARTED"
+    cli.run("stop", NAME)
+    assert cli.status(NAME)["status"] == "STOPPED"
+    assert source_objects(source_db, NAME) == (0, 0)  # nothing half-created on the source
+
+    resync = cli.run("resync", NAME, check=False)
+    assert resync.returncode == 1
+    assert "Cannot empty the SQL Server target tables" in resync.stderr
+
+    for proc in (check, validate, resync):
+        assert "dwh-password-never-shown" not in proc.stdout + proc.stderr
     cli.run("drop", NAME)
     assert cli.run("status", NAME, check=False).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--numeric-policy", "round"], "--numeric-policy 'round' is not one of error"),
+        (["--engine", "kafka_connect", "--connect-url", "http://127.0.0.1:1"],
+         "kafka_connect engine cannot write to a SQL Server target"),
+    ],
+)  # fmt: skip
+def test_sql_server_create_refusals(cli: Cli, extra: list[str], message: str) -> None:
+    proc = cli.run("pipeline", "create", NAME, "--source", "src", "--target", "dwh",
+                   "--tables", "shop.customers", *extra, check=False)  # fmt: skip
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_numeric_policy_is_for_sql_server_only(cli: Cli) -> None:
+    proc = cli.run("pipeline", "create", NAME, "--source", "src", "--target", "tgt",
+                   "--tables", "shop.customers", "--numeric-policy", "text",
+                   check=False)  # fmt: skip
+    assert proc.returncode == 2 and "only applies to SQL Server targets" in proc.stderr

@@ -11,7 +11,7 @@ import pytest
 from cdc_tui.domain.findings import Finding, Severity
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import Engine, Mode
-from cdc_tui.errors import NotAvailableError, NotFoundError, UsageError
+from cdc_tui.errors import ConfigError, NotFoundError, UsageError
 from cdc_tui.services.context import AppContext, build_context
 from cdc_tui.services.drafts import (
     CatalogTable,
@@ -149,7 +149,11 @@ def test_draft_defaults() -> None:
         ({"source": "nope"}, NotFoundError, "No connection named 'nope'"),
         ({"target": "nope"}, NotFoundError, "No connection named 'nope'"),
         ({"source": "mss"}, UsageError, "'mss' is not a PostgreSQL connection"),
-        ({"target": "mss"}, NotAvailableError, "'mss' is SQL Server"),
+        (
+            {"target": "mss", "engine": KAFKA, "connect_url": CONNECT_URL},
+            UsageError,
+            "kafka_connect engine cannot write to a SQL Server target",
+        ),
         ({"engine": KAFKA}, UsageError, "fill in the Kafka Connect REST URL field"),
         ({"engine": KAFKA, "connect_url": ""}, UsageError, "needs the Kafka Connect REST URL"),
         ({"engine": KAFKA, "connect_url": "connect:8083"}, UsageError, "not an http:// or"),
@@ -230,3 +234,8 @@ def test_save_draft_stores_the_engine_and_the_connect_url(ctx: AppContext) -> No
 def test_save_draft_stores_a_blank_target_schema_as_none(ctx: AppContext) -> None:
     save_draft(ctx, _draft(target_schema=""))
     assert PipelineRepository(ctx.store).get("orders").target_schema is None
+
+
+def test_check_draft_of_a_sql_server_target_reads_its_password_first(ctx: AppContext) -> None:
+    with pytest.raises(ConfigError, match="MSS_PW"):
+        check_draft(ctx, _draft(source="zeta", target="mss"))

@@ -38,7 +38,7 @@ def test_first_open_migrates_to_head(metadata_url: str) -> None:
     store = open_store(metadata_url)
     try:
         with store.engine.connect() as connection:
-            assert current_revision(connection) == head_revision() == HEAD_REVISION == "0003"
+            assert current_revision(connection) == head_revision() == HEAD_REVISION == "0004"
             assert set(inspect(connection).get_table_names()) >= TABLES
     finally:
         store.dispose()

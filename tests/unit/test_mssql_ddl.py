@@ -366,3 +366,18 @@ def test_column_types_match_sqlalchemy_mssql_compilation() -> None:
     }
     assert sa_types == ours
     assert len(ours) == len(SA_CASES)
+
+
+@pytest.mark.parametrize(
+    ("ref", "column", "schema"),
+    [
+        (TableRef("shop", "t%s"), "id", None),
+        (TableRef("shop", "t"), "rate%d", None),
+        (TableRef("shop", "t"), "id", "s%s"),
+    ],
+)
+def test_names_pymssql_would_take_for_placeholders_are_refused(
+    ref: TableRef, column: str, schema: str | None
+) -> None:
+    with pytest.raises(UsageError, match="parameter placeholder"):
+        plan_tables([table(ref, col(column, not_null=True), pk=(column,))], target_schema=schema)

@@ -335,7 +335,7 @@ def test_row_range(type_sql: str, kind: TypeKind, schema: str) -> None:
 def test_row_composite() -> None:
     result = mapped("pair", TypeKind.COMPOSITE, type_schema="public")
     assert result.sql_type == "nvarchar(max)"
-    assert result.note is not None and result.note.startswith("JSON object")
+    assert result.note is not None and result.note.startswith("JSON array")
 
 
 def test_row_enum() -> None:

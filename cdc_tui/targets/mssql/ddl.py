@@ -18,6 +18,7 @@ from cdc_tui.sources.postgres.catalog import ColumnDef, TableDef, TypeKind
 from cdc_tui.targets.keys import target_key
 from cdc_tui.targets.mssql.identifiers import (
     check_identifier,
+    check_no_placeholder,
     collision_key,
     quote_ident,
     quote_literal,
@@ -109,6 +110,7 @@ def plan_tables(
     """
     schema = target_schema or DEFAULT_SCHEMA
     check_identifier(schema, "Target schema")
+    check_no_placeholder(schema, "Target schema")
     plans = [_plan_table(td, schema, numeric_policy, enum_labels or {}) for td in table_defs]
     taken = {
         (collision_key(POSITION_SCHEMA), collision_key(POSITION_TABLE)): "cdc-tui's position table"
@@ -159,8 +161,10 @@ def _plan_table(
 
 def _check_column_names(td: TableDef) -> None:
     seen: dict[str, str] = {}
+    check_no_placeholder(td.ref.name, "Table")
     for col in td.columns:
         check_identifier(col.name, f"Column of table {td.ref}")
+        check_no_placeholder(col.name, f"Column of table {td.ref}")
         other = seen.setdefault(collision_key(col.name), col.name)
         if other != col.name:
             raise UsageError(

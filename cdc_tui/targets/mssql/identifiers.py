@@ -6,9 +6,13 @@ bracketed), so every name in generated T-SQL goes through `quote_ident`.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.dialects.mssql.base import MSDialect
 
 from cdc_tui.errors import UsageError
+
+_PLACEHOLDER_LIKE = re.compile(r"%[sd]")
 
 # `sysname` is nvarchar(128): the limit counts UTF-16 code units, not code points.
 MAX_IDENTIFIER_LENGTH = 128
@@ -31,6 +35,15 @@ def check_identifier(name: str, what: str) -> None:
         raise UsageError(
             f"{what} {name!r} is {length} characters long and SQL Server allows at most "
             f"{MAX_IDENTIFIER_LENGTH}; rename it or choose a shorter target name."
+        )
+
+
+def check_no_placeholder(name: str, what: str) -> None:
+    """pymssql substitutes every `%s` and `%d` in statement text, bracketed names included."""
+    if _PLACEHOLDER_LIKE.search(name):
+        raise UsageError(
+            f"{what} {name!r} contains %s or %d, which pymssql takes for a parameter "
+            "placeholder; rename it on the source or leave the table out of the pipeline."
         )
 
 

@@ -73,7 +73,7 @@ NUMERIC = MappingRow("numeric(p,s), p ≤ 38", "decimal(p,s)",
                      "values, e.g. numeric(2,-3) as decimal(5,0); " + _NO_NAN)
 NUMERIC_WIDE = MappingRow("numeric(p,s), p > 38", "per NumericPolicy",
                           "error: refused; decimal_38_max_scale: decimal(38,min(s,38-(p-s))), "
-                          "rounding the extra decimals, refused when p-s > 38; text: "
+                          "rounding the extra decimals half to even, refused when p-s > 38; text: "
                           "nvarchar(100), wider when p needs it, holding the exact decimal text")
 NUMERIC_ANY = MappingRow("numeric", "per NumericPolicy",
                          "error and decimal_38_max_scale: refused; text: nvarchar(100) holding "
@@ -86,7 +86,9 @@ TIME = MappingRow("time without time zone", "time(6)", "24:00:00 stops the pipel
 TIMETZ = MappingRow("time with time zone", "nvarchar(32)",
                     "no SQL Server type keeps a time of day with its offset: PostgreSQL's text "
                     "form, e.g. 13:45:00.5+05:30")
-INTERVAL = MappingRow("interval", "nvarchar(64)", "ISO-8601 duration, e.g. P1Y2M3DT4H5M6.5S")
+INTERVAL = MappingRow("interval", "nvarchar(64)",
+                      "ISO-8601 duration as PostgreSQL's iso_8601 style prints it, e.g. "
+                      "P1Y2M3DT4H5M6.5S; each field keeps its own sign, e.g. P-1DT2H")
 BOOLEAN = MappingRow("boolean", "bit")
 UUID = MappingRow("uuid", "uniqueidentifier")
 BYTEA = MappingRow("bytea", "varbinary(max)", "refused in a key")
@@ -102,8 +104,13 @@ JSON = MappingRow("json", "nvarchar(max)", _JSON_CHECK)
 JSONB = MappingRow("jsonb", "nvarchar(max)", _JSON_CHECK)
 ARRAY = MappingRow("array of any type", "nvarchar(max)", "JSON array; refused in a key")
 HSTORE = MappingRow("hstore", "nvarchar(max)", "JSON object; refused in a key")
-RANGE = MappingRow("range or multirange", "nvarchar(max)", "JSON; refused in a key")
-COMPOSITE = MappingRow("composite type", "nvarchar(max)", "JSON object; refused in a key")
+RANGE = MappingRow("range or multirange", "nvarchar(max)",
+                   'JSON object, e.g. {"lower":"1","upper":"5","lower_inc":true,"upper_inc":false}'
+                   ', bounds as PostgreSQL prints them and null when unbounded, {"empty":true} '
+                   "when empty; a multirange is a JSON array of them; refused in a key")
+COMPOSITE = MappingRow("composite type", "nvarchar(max)",
+                       "JSON array of the field values as text in field order, null for a NULL "
+                       "field; refused in a key")
 ENUM = MappingRow("enum", "nvarchar(n), n = longest label in UTF-16 units",
                   f"CHECK (col IN (N'a', N'b', ...)); in a key: COLLATE {KEY_COLLATION}")
 DOMAIN = MappingRow("domain", "the mapping of its base type", "its constraints are not copied")

@@ -1,0 +1,54 @@
+"""resync and drop on a SQL Server target: empty its tables, forget the applied position."""
+
+from __future__ import annotations
+
+import logging
+
+from cdc_tui.errors import TargetError
+from cdc_tui.services.context import AppContext
+from cdc_tui.store.records import PipelineRecord
+from cdc_tui.targets.mssql.admin import forget_position, truncate_tables
+from cdc_tui.targets.mssql.connection import connect
+from cdc_tui.targets.mssql.server_errors import describe_mssql_error, pymssql_errors
+
+log = logging.getLogger(__name__)
+
+
+def empty_mssql_target(ctx: AppContext, pipeline: PipelineRecord) -> None:
+    """TRUNCATE the pipeline's target tables and delete its position, in one transaction."""
+    params = ctx.mssql_params(pipeline.target, application_name="cdc-tui resync")
+    try:
+        conn = connect(params)
+        try:
+            cursor = conn.cursor()
+            truncate_tables(cursor, (t.table for t in pipeline.tables), pipeline.target_schema)
+            forget_position(cursor, pipeline.name)
+            conn.commit()
+        finally:
+            conn.close()
+    except pymssql_errors() as exc:
+        raise TargetError(
+            f"Cannot empty the SQL Server target tables of pipeline {pipeline.name!r} on "
+            f"{params.display}: {describe_mssql_error(exc, params.password)}; fix access and "
+            "run resync again."
+        ) from exc
+
+
+def forget_mssql_position(ctx: AppContext, pipeline: PipelineRecord) -> list[str]:
+    """Delete the position row; an unreachable target is reported, not fatal, as for PostgreSQL."""
+    params = ctx.mssql_params(pipeline.target, application_name="cdc-tui drop")
+    try:
+        conn = connect(params)
+        try:
+            forget_position(conn.cursor(), pipeline.name)
+            conn.commit()
+        finally:
+            conn.close()
+    except pymssql_errors() as exc:
+        log.warning(
+            "could not forget the SQL Server position of %s: %s",
+            pipeline.name,
+            describe_mssql_error(exc, params.password),
+        )
+        return ["target unreachable: its [cdc_tui].[applied_position] row was left"]
+    return []

@@ -1,0 +1,146 @@
+"""Step 1 into SQL Server: each table read from the exported snapshot as PostgreSQL text, the
+same text the replication stream carries, converted by the same converters, then bulk copied.
+
+One conversion path for Step 1 and Step 2 means a value lands the same way whichever step
+delivered it. pymssql's bulk copy commits every `batch_rows` rows, so a table interrupted half
+way is emptied (TRUNCATE) when Step 1 starts it again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+from psycopg import sql
+
+from cdc_tui.fullload.snapshot import open_snapshot_connection
+from cdc_tui.pgconn import PgParams
+from cdc_tui.sources.postgres.catalog import TableDef
+from cdc_tui.targets.mssql.ddl import TablePlan
+from cdc_tui.targets.mssql.errors import ValueRejected
+from cdc_tui.targets.mssql.identifiers import quote_qualified
+from cdc_tui.targets.mssql.types import NumericPolicy
+from cdc_tui.targets.mssql.values import row_converter
+
+# The source session prints values exactly as the walsender does for Step 2 (replication.py).
+SOURCE_SESSION = (
+    "SELECT pg_catalog.set_config('datestyle', 'ISO', false),"
+    " pg_catalog.set_config('intervalstyle', 'postgres', false),"
+    " pg_catalog.set_config('extra_float_digits', '3', false),"
+    " pg_catalog.set_config('timezone', 'UTC', false),"
+    " pg_catalog.set_config('bytea_output', 'hex', false)"
+)
+COPY_TEXT_OUT = "COPY (SELECT {columns} FROM {table}) TO STDOUT"
+DEFAULT_BATCH_ROWS = 10_000
+PROGRESS_EVERY_ROWS = 5_000
+
+Progress = Callable[[int], None]
+
+
+class CopyCancelled(Exception):
+    """The runner asked to stop while a table was being copied."""
+
+
+def copy_out_sql(td: TableDef) -> sql.Composed:
+    return sql.SQL(COPY_TEXT_OUT).format(
+        columns=sql.SQL(", ").join(sql.Identifier(c.name) for c in td.columns),
+        table=sql.Identifier(td.ref.schema, td.ref.name),
+    )
+
+
+def bulk_value(target_type: str) -> Callable[[object], object] | None:
+    """How a converted value travels through bulk copy, where it differs from a statement.
+
+    pymssql binds a Decimal with a fixed precision of 33 and a datetime to milliseconds, so
+    decimals go as their exact text and temporal values as the text form pymssql itself sends
+    for datetime2 and datetimeoffset (a space, not a T, between date and time).
+    """
+    if target_type.startswith("decimal"):
+        return lambda v: str(v) if isinstance(v, Decimal) else v
+    if target_type.startswith(("datetime2", "datetimeoffset")):
+        return _spaced_datetime
+    return None
+
+
+def _spaced_datetime(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    text = value.replace("T", " ", 1)
+    # datetimeoffset: "2024-01-02 03:04:05.123456+00:00" -> "... 03:04:05.123456 +00:00"
+    for sign in ("+", "-"):
+        cut = text.rfind(sign)
+        if cut > 10:
+            return text[:cut] + " " + text[cut:]
+    return text
+
+
+def rows_for_bulk(
+    rows: Iterator[Sequence[str | None]],
+    td: TableDef,
+    plan: TablePlan,
+    policy: NumericPolicy,
+    progress: Progress,
+    cancel: threading.Event,
+) -> Iterator[tuple[object, ...]]:
+    """Convert source text rows for bulk copy, reporting progress and honouring a cancel."""
+    convert = row_converter(td, plan, numeric_policy=policy)
+    adapters = [(i, f) for i, c in enumerate(plan.columns) if (f := bulk_value(c.target_type))]
+    count = 0
+    for row in rows:
+        try:
+            values = convert(row)
+        except ValueRejected as exc:
+            raise ValueRejected(f"{exc.reason} (row {count + 1:,} of the copy)") from exc
+        if adapters:
+            patched = list(values)
+            for i, adapt in adapters:
+                if patched[i] is not None:
+                    patched[i] = adapt(patched[i])
+            values = tuple(patched)
+        count += 1
+        if count % PROGRESS_EVERY_ROWS == 0:
+            progress(count)
+            if cancel.is_set():
+                raise CopyCancelled
+        yield values
+    progress(count)
+
+
+def copy_table(
+    source: Any,
+    target: Any,
+    td: TableDef,
+    plan: TablePlan,
+    *,
+    policy: NumericPolicy,
+    progress: Progress,
+    cancel: threading.Event,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> None:
+    """Copy one table: `source` is a psycopg connection inside the exported snapshot, `target`
+    a pymssql connection; the target table is emptied first, so a retry starts clean."""
+    name = quote_qualified(plan.target.schema, plan.target.name)
+    cursor = target.cursor()
+    cursor.execute(f"TRUNCATE TABLE {name}")
+    target.commit()
+    source.execute(SOURCE_SESSION)
+    with source.cursor().copy(copy_out_sql(td)) as copy:
+        copy.set_types(["text"] * len(td.columns))
+        rows = rows_for_bulk(copy.rows(), td, plan, policy, progress, cancel)
+        # CHECK constraints (ISJSON, enum labels) are enforced, so they stay trusted.
+        target.bulk_copy(
+            name,
+            rows,
+            column_ids=list(range(1, len(plan.columns) + 1)),
+            batch_size=batch_rows,
+            tablock=True,
+            check_constraints=True,
+        )
+    target.commit()
+
+
+def open_source(params: PgParams, snapshot_name: str) -> Any:
+    """A source connection inside the exported snapshot (see fullload/snapshot.py)."""
+    return open_snapshot_connection(params, snapshot_name)
