@@ -84,6 +84,13 @@ def render(r: dict[str, Any]) -> str:
     con = b.get("console")
     if con:
         _console_rows(con, row)
+    ms = b.get("mssql_client")
+    if ms:
+        row("mssql_client.step1_rows_per_s",
+            f"{_f(ms['step1_rows_per_s'])} (conversion {ms['step1_convert_share']:.0%} of it)",
+            f"COPY text read alone {_f(ms['step1_read_only_rows_per_s'])}")  # fmt: skip
+        row("mssql_client.step2_changes_per_s", _f(ms["step2_changes_per_s"]),
+            f"pymssql substitution alone {_f(ms['step2_driver_only_per_s'])}")  # fmt: skip
     p = r.get("parameters", {})
     console_sizes = ""
     if con:

@@ -2,7 +2,8 @@
 
     python bench/run.py [--quick] [--only NAME[,NAME...]] [--reps N]
 
-NAME is one of: full_load, cdc_backlog, cdc_latency, rss, console, cdc_kafka_connect. Writes
+NAME is one of: full_load, cdc_backlog, cdc_latency, rss, console, cdc_kafka_connect,
+mssql_client. Writes
 bench/results/latest.json
 (and a Markdown rendering next to it). See bench/README.md.
 """
@@ -26,12 +27,14 @@ from common import Cleanup, log, now_iso, sigterm_as_interrupt, start_env
 from console_bench import bench_console
 from fullload_bench import bench_full_load
 from kafka_bench import bench_kafka_connect
+from mssql_bench import bench_mssql_client
 from report import render
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # cdc_kafka_connect last: its pipeline makes the shared source tables REPLICA IDENTITY FULL until
 # it is dropped at the end of that benchmark, which must not touch the embedded engine's numbers.
-NAMES = ("full_load", "cdc_backlog", "cdc_latency", "rss", "console", "cdc_kafka_connect")
+NAMES = ("full_load", "cdc_backlog", "cdc_latency", "rss", "console", "cdc_kafka_connect",
+         "mssql_client")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 
 def headline(results: dict[str, Any]) -> dict[str, float | None]:
     b = results["benchmarks"]
-    fl, bl, lat, rss, con, kc = (b.get(n) or {} for n in NAMES)
+    fl, bl, lat, rss, con, kc, ms = (b.get(n) or {} for n in NAMES)
     return {
         "full_load.ratio_vs_pipe": fl.get("ratio_vs_pipe"),
         "full_load.rows_per_s": fl.get("rows_per_s"),
@@ -85,6 +88,8 @@ def headline(results: dict[str, Any]) -> dict[str, float | None]:
         "console.first_frame_s": con.get("first_frame_s"),
         "console.tick_ms": con.get("tick_ms"),
         "console.rss_mb": con.get("rss_mb"),
+        "mssql_client.step1_rows_per_s": ms.get("step1_rows_per_s"),
+        "mssql_client.step2_changes_per_s": ms.get("step2_changes_per_s"),
     }
 
 
@@ -157,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             "cdc_kafka_connect": lambda: bench_kafka_connect(
                 cdc, p.backlog, args.kafka_reps or p.backlog_reps, p.rate, p.lat_s, p.batch
             ),
+            "mssql_client": lambda: bench_mssql_client(env, p.fl_rows, p.fl_reps),
         }
         for name in NAMES:
             if name not in only:

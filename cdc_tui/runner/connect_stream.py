@@ -22,10 +22,11 @@ from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import CdcStatus, TableState
 from cdc_tui.engines.kafka_connect.configs import (
     PipelineConnectors,
+    mssql_endpoint,
     sink_config,
     source_config,
 )
-from cdc_tui.engines.kafka_connect.endpoints import endpoint
+from cdc_tui.engines.kafka_connect.endpoints import endpoint, password_reference
 from cdc_tui.engines.kafka_connect.lifecycle import (
     ensure_connectors,
     state_or_none,
@@ -43,6 +44,12 @@ from cdc_tui.sources.postgres.debezium_objects import BEAT, heartbeat_query
 from cdc_tui.sources.postgres.objects import slot_row
 from cdc_tui.sources.postgres.slots import SlotInfo, read_slot
 from cdc_tui.store.records import PipelineRecord
+from cdc_tui.targets.mssql.admin import read_heartbeat
+from cdc_tui.targets.mssql.connection import MssqlParams
+from cdc_tui.targets.mssql.connection import connect as mssql_connect
+from cdc_tui.targets.mssql.ddl import DEFAULT_SCHEMA
+from cdc_tui.targets.mssql.identifiers import quote_qualified
+from cdc_tui.targets.mssql.schema import identity_tables
 
 if TYPE_CHECKING:
     from cdc_tui.runner.runner import Runner
@@ -59,22 +66,51 @@ OFFSET_LSN_KEYS = ("lsn_commit", "lsn")
 
 
 def pipeline_connectors(
-    runner: Runner, sc: StepContext, pipeline: PipelineRecord
+    runner: Runner, sc: StepContext, pipeline: PipelineRecord, *, identity_insert: bool = False
 ) -> PipelineConnectors:
     settings = runner.ctx.settings
+    if isinstance(sc.target, MssqlParams):
+        mssql = sc.target
+        reference = password_reference(pipeline.target, mssql.password, settings,
+                                       role="target", pipeline=sc.pipeline)  # fmt: skip
+        trust = mssql.trust_server_certificate
+        target = mssql_endpoint(
+            mssql, reference, encrypt=mssql.encrypt, trust_server_certificate=trust
+        )
+    else:
+        target = endpoint(
+            pipeline.target, sc.pg_target, settings, role="target", pipeline=sc.pipeline
+        )
     return PipelineConnectors(
         names=names_of(pipeline),
         slot_name=sc.slot_name,
         publication_name=sc.publication_name,
         tables=sc.tables,
         source=endpoint(pipeline.source, sc.source, settings, role="source", pipeline=sc.pipeline),
-        target=endpoint(
-            pipeline.target, sc.pg_target, settings, role="target", pipeline=sc.pipeline
-        ),
+        target=target,
         target_schema=sc.target_schema,
         heartbeat_ms=settings.kafka_connect.heartbeat_interval_ms,
         heartbeat_query=heartbeat_query(sc.pipeline),
+        identity_insert=identity_insert,
     )
+
+
+def mssql_identity_insert(sc: StepContext) -> bool:
+    """Whether any target table has an IDENTITY column (tables cdc-tui did not create): the
+    sink must then wrap its inserts in IDENTITY_INSERT."""
+    if not isinstance(sc.target, MssqlParams):
+        return False
+    schema = sc.target_schema or DEFAULT_SCHEMA
+    names = [quote_qualified(schema, t.name) for t in sc.tables]
+    conn = mssql_connect(sc.target)
+    try:
+        found = identity_tables(conn.cursor(), names)
+    finally:
+        conn.close()
+    if found:
+        sc.steplog.step2(f"IDENTITY columns in {', '.join(found)}: the sink inserts with "
+                         "IDENTITY_INSERT on")  # fmt: skip
+    return bool(found)
 
 
 def check_slot_alive(sc: StepContext) -> None:
@@ -98,7 +134,7 @@ def run_connect_step2(runner: Runner, sc: StepContext) -> None:
     if pipeline.cdc_status != CdcStatus.RECONNECTING:
         runner.cdc(CdcStatus.STARTING, "Step 2 starting")
     settings = runner.ctx.settings.kafka_connect
-    pc = pipeline_connectors(runner, sc, pipeline)
+    pc = pipeline_connectors(runner, sc, pipeline, identity_insert=mssql_identity_insert(sc))
     wanted = {
         pc.names.source_connector: (POSTGRES_CONNECTOR_CLASS, source_config(pc)),
         pc.names.sink_connector: (JDBC_SINK_CONNECTOR_CLASS, sink_config(pc)),
@@ -274,6 +310,15 @@ class ConnectWatcher:
 
     def _target_beat(self) -> datetime | None:
         table = self.heartbeat
+        if isinstance(self.sc.target, MssqlParams):
+            name = quote_qualified(self.sc.target_schema or DEFAULT_SCHEMA, table.name)
+            conn = mssql_connect(self.sc.target)
+            try:
+                beat = read_heartbeat(conn.cursor(), name)
+                conn.rollback()
+            finally:
+                conn.close()
+            return _utc(beat)
         schema = self.sc.target_schema or table.schema
         with connect(self.sc.pg_target) as tgt:
             try:
@@ -362,3 +407,10 @@ def first_line(trace: str | None) -> str:
     lines = [ln.strip() for ln in trace.splitlines() if ln.strip()]
     caused = [ln for ln in lines if ln.startswith("Caused by:")]
     return (caused[-1] if caused else lines[0])[:300]
+
+
+def _utc(value: object) -> datetime | None:
+    """pymssql returns datetimeoffset aware or, with older TDS, naive; the column holds UTC."""
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

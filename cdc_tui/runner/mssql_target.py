@@ -69,10 +69,13 @@ class MssqlTarget:
         params: MssqlParams,
         plans: Sequence[tuple[TableDef, TablePlan]],
         policy: NumericPolicy,
+        enum_labels: dict[str, list[str]] | None = None,
     ) -> None:
         self.params = params
         self.plans = list(plans)
         self.policy = policy
+        self.enum_labels = enum_labels or {}
+        self.extra: list[tuple[TableDef, TablePlan]] = []
 
     @classmethod
     def plan(
@@ -86,16 +89,25 @@ class MssqlTarget:
         plans = plan_tables(
             defs, target_schema=sc.target_schema, numeric_policy=policy, enum_labels=enum_labels
         )
-        return cls(sc.target, list(zip(defs, plans, strict=True)), policy)
+        return cls(sc.target, list(zip(defs, plans, strict=True)), policy, enum_labels)
+
+    def add_helpers(self, sc: StepContext, defs: Sequence[TableDef]) -> None:
+        """Tables Step 0 creates but Step 1 never copies (kafka_connect's heartbeat), planned
+        with the replicated ones so a name clash between them is refused."""
+        every = [td for td, _ in self.plans] + list(defs)
+        plans = plan_tables(every, target_schema=sc.target_schema, numeric_policy=self.policy,
+                            enum_labels=self.enum_labels)  # fmt: skip
+        self.extra = list(zip(defs, plans[len(self.plans) :], strict=True))
 
     # -- Step 0 -----------------------------------------------------------------------------
 
     def step0(self, sc: StepContext) -> None:
         sc.steplog.step0(
-            f"creating or checking {len(self.plans)} table(s) on SQL Server {self.params.display}"
+            f"creating or checking {len(self.plans) + len(self.extra)} table(s) on SQL Server "
+            f"{self.params.display}"
         )
         with _connection(self.params, "Step 0") as conn:
-            apply_step0(conn, [p for _, p in self.plans], sc.steplog.step0)
+            apply_step0(conn, [p for _, p in self.plans + self.extra], sc.steplog.step0)
         sc.steplog.step0("done")
 
     # -- Step 1 -----------------------------------------------------------------------------

@@ -41,7 +41,6 @@ from cdc_tui.runner.steplog import StepLog
 from cdc_tui.runner.steps import (
     PostgresTarget,
     StepContext,
-    TargetPort,
     create_cdc_only_slot,
     full_load_only,
     full_load_with_slot,
@@ -49,7 +48,7 @@ from cdc_tui.runner.steps import (
 )
 from cdc_tui.runner.streaming import run_step2
 from cdc_tui.services.context import AppContext, default_actor
-from cdc_tui.services.pipelines import numeric_policy, refuse_mssql_target
+from cdc_tui.services.pipelines import numeric_policy
 from cdc_tui.sources.postgres.enums import read_enum_labels
 from cdc_tui.sources.postgres.objects import drop_slot, slot_row
 from cdc_tui.store.records import PipelineRecord
@@ -81,7 +80,6 @@ class Runner:
 
     def run(self) -> int:
         """Run to the end; the exit code is 0 when stopped or completed, 1 after a failure."""
-        refuse_mssql_target(self.repo.get(self.name), "run")  # kafka_connect only
         self.keeper.acquire()
         self._install_signal_handlers()
         try:
@@ -188,25 +186,23 @@ class Runner:
         return True
 
     def _target(self, sc: StepContext, pipeline: PipelineRecord) -> PostgresTarget | MssqlTarget:
-        """The target's Step 0/1 port, planned from the source catalog as it is now; kafka_connect
-        adds its heartbeat table, created in Step 0 but never copied."""
-        extra = (heartbeat_table(self.name),) if self._kafka(pipeline) else ()
-        defs = load_defs(sc.source, self.name, sc.tables + extra)
-        main, helpers = defs[: len(sc.tables)], defs[len(sc.tables) :]
+        """The target's Step 0/1 port, planned from the source catalog as it is now."""
+        defs = load_defs(sc.source, self.name, sc.tables)
         if isinstance(sc.target, MssqlParams):
             with connect(sc.source) as conn:
-                labels = read_enum_labels(conn, main)
-            return MssqlTarget.plan(sc, main, labels, numeric_policy(pipeline))
-        plans = plan_tables(main, target_schema=sc.target_schema)
-        extra_plans = plan_tables(helpers, target_schema=sc.target_schema)
-        return PostgresTarget(list(zip(main, plans, strict=True)),
-                              list(zip(helpers, extra_plans, strict=True)))  # fmt: skip
+                labels = read_enum_labels(conn, defs)
+            return MssqlTarget.plan(sc, defs, labels, numeric_policy(pipeline))
+        plans = plan_tables(defs, target_schema=sc.target_schema)
+        return PostgresTarget(list(zip(defs, plans, strict=True)))
 
-    def _step0(self, sc: StepContext, pipeline: PipelineRecord, target: TargetPort) -> None:
+    def _step0(
+        self, sc: StepContext, pipeline: PipelineRecord, target: PostgresTarget | MssqlTarget
+    ) -> None:
         """kafka_connect first prepares its source tables and replica identities, before the
-        slot exists; then the target's tables."""
+        slot exists, and adds its heartbeat table to the target's (created, never copied)."""
         if self._kafka(pipeline):
             prepare_debezium_source(sc, self.repo, self.actor)
+            target.add_helpers(sc, load_defs(sc.source, self.name, (heartbeat_table(self.name),)))
         target.step0(sc)
 
     def _slot_exists(self, sc: StepContext) -> bool:

@@ -121,6 +121,11 @@ class PostgresTarget:
         self.plans = list(plans)
         self.extra = list(extra)  # created in Step 0 but never copied (kafka_connect helpers)
 
+    def add_helpers(self, sc: StepContext, defs: Sequence[TableDef]) -> None:
+        """Tables Step 0 creates but Step 1 never copies (kafka_connect's heartbeat)."""
+        plans = plan_tables(defs, target_schema=sc.target_schema)
+        self.extra = list(zip(defs, plans, strict=True))
+
     def step0(self, sc: StepContext) -> None:
         run_step0(sc, self.plans + self.extra)
 

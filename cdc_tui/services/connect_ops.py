@@ -19,6 +19,7 @@ from cdc_tui.errors import OperationError, SourceError, TargetError, UsageError
 from cdc_tui.pgconn import connect
 from cdc_tui.pgerrors import short_reason
 from cdc_tui.services.context import AppContext
+from cdc_tui.services.mssql_ops import truncate_mssql_table
 from cdc_tui.sources.postgres.debezium_objects import (
     decode_changes,
     drop_helper_tables,
@@ -98,6 +99,21 @@ def drop_target_heartbeat(conn: psycopg.Connection[object], pipeline: PipelineRe
     return True
 
 
+def truncate_pg_table(ctx: AppContext, pipeline: PipelineRecord, table: TableRef) -> TableRef:
+    """Empty one PostgreSQL target table (a table resync); its name."""
+    target = target_ref(pipeline, table)
+    tparams = ctx.pg_params(pipeline.target, application_name="cdc-tui resync")
+    try:
+        with connect(tparams) as conn:
+            conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(target.schema, target.name)))
+    except psycopg.Error as exc:
+        raise TargetError(
+            f"Cannot truncate target table {target} of pipeline {pipeline.name!r}: "
+            f"{short_reason(exc, [tparams.password])}; fix access and run the resync again."
+        ) from exc
+    return target
+
+
 def next_generation(ctx: AppContext, pipeline: PipelineRecord) -> int:
     """A resync starts new connectors, so the old offsets can never be resumed."""
     generation = pipeline.generation + 1
@@ -119,16 +135,10 @@ def resync_table(ctx: AppContext, pipeline: PipelineRecord, table: TableRef) -> 
             f"runs through the source connector: `cdc-tui start {name}` first."
         )
     repo = PipelineRepository(ctx.store)
-    target = target_ref(pipeline, table)
-    tparams = ctx.pg_params(pipeline.target, application_name="cdc-tui resync")
-    try:
-        with connect(tparams) as conn:
-            conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(target.schema, target.name)))
-    except psycopg.Error as exc:
-        raise TargetError(
-            f"Cannot truncate target table {target} of pipeline {name!r}: "
-            f"{short_reason(exc, [tparams.password])}; fix access and run the resync again."
-        ) from exc
+    if pipeline.target.kind == "mssql":
+        target = truncate_mssql_table(ctx, pipeline, table)
+    else:
+        target = str(truncate_pg_table(ctx, pipeline, table))
     reason = f"resync of {table} requested"
     current = next(t for t in pipeline.tables if t.table == table)
     if current.state != TableState.PENDING:

@@ -14,7 +14,8 @@ import psycopg
 from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.findings import Finding, Severity
 from cdc_tui.domain.spec import TableRef
-from cdc_tui.engines.kafka_connect.endpoints import endpoint
+from cdc_tui.engines.kafka_connect.configs import check_mssql_sink_names
+from cdc_tui.engines.kafka_connect.endpoints import endpoint, password_reference
 from cdc_tui.engines.kafka_connect.naming import HELPER_SCHEMA
 from cdc_tui.engines.kafka_connect.rest import ConnectClient, ConnectError
 from cdc_tui.errors import CdcTuiError
@@ -22,6 +23,7 @@ from cdc_tui.kafka_stack import REQUIRED_PLUGINS
 from cdc_tui.pgconn import connect
 from cdc_tui.pgerrors import short_reason
 from cdc_tui.services.context import AppContext
+from cdc_tui.sources.postgres.catalog import TypeKind, read_tables
 from cdc_tui.sources.postgres.debezium_objects import tables_needing_full_identity
 from cdc_tui.store.records import PipelineRecord
 
@@ -52,16 +54,24 @@ class ConnectSubject:
     source: ConnectionRef
     target: ConnectionRef
     tables: tuple[TableRef, ...]
+    target_schema: str | None = None
 
     @classmethod
     def of(cls, pipeline: PipelineRecord) -> ConnectSubject:
         return cls(pipeline.name, pipeline.connect_url, pipeline.source, pipeline.target,
-                   tuple(t.table for t in pipeline.tables))  # fmt: skip
+                   tuple(t.table for t in pipeline.tables), pipeline.target_schema)  # fmt: skip
+
+
+# Types whose infinity the sink's SQL Server dialect replaces with the last or first day.
+_INFINITE_TYPES = frozenset({"date", "timestamp without time zone", "timestamp with time zone"})
 
 
 def run_connect_preflight(ctx: AppContext, subject: ConnectSubject) -> list[Finding]:
-    return [*_connect_findings(subject), *_password_findings(ctx, subject),
-            *_source_findings(ctx, subject)]  # fmt: skip
+    found = [*_connect_findings(subject), *_password_findings(ctx, subject),
+             *_source_findings(ctx, subject)]  # fmt: skip
+    if subject.target.kind == "mssql":
+        found += _mssql_sink_findings(ctx, subject)
+    return found
 
 
 def _connect_findings(pipeline: ConnectSubject) -> list[Finding]:
@@ -88,17 +98,56 @@ def _password_findings(ctx: AppContext, pipeline: ConnectSubject) -> list[Findin
     found = []
     for role, ref in (("source", pipeline.source), ("target", pipeline.target)):
         try:
-            params = ctx.pg_params(ref, application_name="cdc-tui check")
-            ep = endpoint(ref, params, ctx.settings, role=role, pipeline=pipeline.name,
-                          write=False)  # fmt: skip
+            if ref.kind == "mssql":
+                mssql = ctx.mssql_params(ref, application_name="cdc-tui check")
+                reference = password_reference(ref, mssql.password, ctx.settings, role=role,
+                                               pipeline=pipeline.name, write=False)  # fmt: skip
+                host, port = mssql.host, mssql.port
+            else:
+                params = ctx.pg_params(ref, application_name="cdc-tui check")
+                ep = endpoint(ref, params, ctx.settings, role=role, pipeline=pipeline.name,
+                              write=False)  # fmt: skip
+                host, port, reference = ep.host, ep.port, ep.password
         except CdcTuiError as exc:
             found.append(_error("connect.password", role, exc.message,
                                 "see docs/kafka-connect.md, Passwords"))  # fmt: skip
             continue
-        how = "no password" if ep.password is None else f"the password as {ep.password}"
-        found.append(
-            _ok("connect.password", role, f"connectors reach {ep.host}:{ep.port} with {how}")
-        )
+        how = "no password" if reference is None else f"the password as {reference}"
+        found.append(_ok("connect.password", role, f"connectors reach {host}:{port} with {how}"))
+    return found
+
+
+def _mssql_sink_findings(ctx: AppContext, pipeline: ConnectSubject) -> list[Finding]:
+    """What the JDBC sink's SQL Server dialect cannot write, or writes differently than the
+    embedded engine, found in the source catalog."""
+    params = ctx.pg_params(pipeline.source, application_name="cdc-tui check")
+    try:
+        with connect(params) as conn:
+            defs = [d for d in read_tables(conn, list(pipeline.tables)).values() if d]
+    except psycopg.Error as exc:
+        return [_error("source.reachable", "source", short_reason(exc, [params.password]),
+                       "fix the source connection")]  # fmt: skip
+    found: list[Finding] = []
+    try:
+        columns = {d.ref: [c.name for c in d.columns] for d in defs}
+        check_mssql_sink_names(pipeline.name, pipeline.tables, pipeline.target_schema, columns)
+    except CdcTuiError as exc:
+        found.append(_error("sink.names", "target", exc.message, "use the embedded engine"))
+    for td in defs:
+        for col in td.columns:
+            where = f"{td.ref}.{col.name}"
+            if col.type_kind == TypeKind.ARRAY:
+                found.append(_error(
+                    "sink.array", where, "is an array, which the JDBC sink binds only for "
+                    "PostgreSQL targets", "use the embedded engine for this table",
+                ))  # fmt: skip
+            elif col.type_sql.split("(")[0] in _INFINITE_TYPES:
+                found.append(Finding(
+                    "sink.infinity", Severity.WARNING, where,
+                    "the JDBC sink writes infinity as 9999-12-31 and -infinity as 0001-01-01 on "
+                    "SQL Server, where the embedded engine stops the pipeline",
+                    "make sure the column never holds infinity, or use the embedded engine",
+                ))  # fmt: skip
     return found
 
 

@@ -39,7 +39,6 @@ from cdc_tui.services.connect_ops import (
 )
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.mssql_ops import empty_mssql_target, forget_mssql_position
-from cdc_tui.services.pipelines import refuse_mssql_target
 from cdc_tui.services.status import runner_is_alive
 from cdc_tui.sources.postgres.objects import drop_publication, drop_slot
 from cdc_tui.store.records import EventKind, PipelineRecord
@@ -68,7 +67,6 @@ def start_pipeline(ctx: AppContext, name: str) -> int:
     """Launch the runner detached; refuse when a live runner already holds the pipeline."""
     repo = PipelineRepository(ctx.store)
     pipeline = repo.get(name)
-    refuse_mssql_target(pipeline, "run")
     pid = live_runner_pid(ctx, name)
     if pid is not None:
         raise OperationError(
@@ -211,7 +209,6 @@ def resync_pipeline(ctx: AppContext, name: str, table: str | None) -> list[str]:
     """Stop, drop the slot, truncate the target tables, and start again from Step 1."""
     repo = PipelineRepository(ctx.store)
     pipeline = repo.get(name)
-    refuse_mssql_target(pipeline, "resync")
     if table is not None and is_kafka(pipeline):
         return resync_table(ctx, pipeline, TableRef.parse(table))
     if table is not None:

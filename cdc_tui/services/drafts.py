@@ -36,7 +36,6 @@ from cdc_tui.services.connect_preflight import ConnectSubject, run_connect_prefl
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.pipelines import (
     check_connect_url,
-    check_engine_target,
     create_pipeline,
     resolve_source,
     resolve_target,
@@ -207,9 +206,8 @@ def check_draft(ctx: AppContext, draft: Draft, *, editing: bool = False) -> list
     or taken name, no tables or a table listed twice, an unknown or SQL Server source, a
     kafka_connect draft without a Connect URL, with one that is not http(s) or holds a password,
     or with a table name Debezium cannot carry, and an embedded draft with a Connect URL;
-    NotFoundError for an unknown connection; UsageError for a SQL Server target on kafka_connect;
-    ConfigError when a password cannot be read. Unreachable servers, an unreachable Connect
-    worker and missing privileges are findings.
+    NotFoundError for an unknown connection; ConfigError when a password cannot be read.
+    Unreachable servers, an unreachable Connect worker and missing privileges are findings.
     """
     source, target = _validate(ctx, draft, editing=editing)
     started = editing and has_started(PipelineRepository(ctx.store).get(draft.name))
@@ -219,14 +217,17 @@ def check_draft(ctx: AppContext, draft: Draft, *, editing: bool = False) -> list
         owns_slot=started, replaces_publication=started,
     )  # fmt: skip
     schema = draft.target_schema or None
+    kafka = draft.engine == Engine.KAFKA_CONNECT
     if target.kind == "mssql":
         mssql_params = ctx.mssql_params(target, application_name=APPLICATION_NAME)
-        findings += run_mssql_preflight(mssql_params, target_schema=schema, tables=draft.tables)
-        return findings
-    target_params = ctx.pg_params(target, application_name=APPLICATION_NAME)
-    findings += run_target_preflight(target_params, target_schema=schema, tables=draft.tables)
-    if draft.engine == Engine.KAFKA_CONNECT:
-        subject = ConnectSubject(draft.name, draft.connect_url, source, target, draft.tables)
+        findings += run_mssql_preflight(mssql_params, target_schema=schema, tables=draft.tables,
+                                        identity_insert=kafka)  # fmt: skip
+    else:
+        target_params = ctx.pg_params(target, application_name=APPLICATION_NAME)
+        findings += run_target_preflight(target_params, target_schema=schema, tables=draft.tables)
+    if kafka:
+        subject = ConnectSubject(draft.name, draft.connect_url, source, target, draft.tables,
+                                 draft.target_schema or None)  # fmt: skip
         findings += run_connect_preflight(ctx, subject)
     return findings
 
@@ -271,7 +272,6 @@ def _validate(
     validate_pipeline_name(draft.name)
     source = resolve_source(ctx, draft.source)
     target = resolve_target(ctx, draft.target)
-    check_engine_target(draft.engine, target)
     kafka = draft.engine == Engine.KAFKA_CONNECT
     if kafka and not draft.connect_url:
         raise UsageError(

@@ -9,6 +9,7 @@ from cdc_tui.config.connections import resolve_connection, strip_password, url_h
 from cdc_tui.domain.connection import ConnectionRef
 from cdc_tui.domain.spec import TableRef, validate_pipeline_name
 from cdc_tui.domain.status import Engine, Mode
+from cdc_tui.engines.kafka_connect.configs import check_mssql_sink_names
 from cdc_tui.engines.kafka_connect.naming import check_tables_nameable
 from cdc_tui.errors import NotAvailableError, UsageError
 from cdc_tui.services.context import AppContext
@@ -36,7 +37,6 @@ def create_pipeline(
     validate_pipeline_name(name)
     src = resolve_source(ctx, source)
     tgt = resolve_target(ctx, target)
-    check_engine_target(engine, tgt)
     if engine == Engine.KAFKA_CONNECT and not connect_url:
         raise UsageError(
             "The kafka_connect engine needs the Kafka Connect REST URL; pass --connect-url URL."
@@ -46,6 +46,8 @@ def create_pipeline(
     if engine == Engine.KAFKA_CONNECT and connect_url:
         check_connect_url(connect_url)
         check_tables_nameable(name, list(tables))
+        if tgt.kind == "mssql":
+            check_mssql_sink_names(name, list(tables), target_schema)
     check_numeric_policy(numeric_policy, tgt)
     record = PipelineRepository(ctx.store).create(
         name=name,
@@ -94,15 +96,6 @@ def resolve_target(ctx: AppContext, target: str) -> ConnectionRef:
     return resolve_connection(target, ctx.settings, role="target")
 
 
-def check_engine_target(engine: Engine, target: ConnectionRef) -> None:
-    """The kafka_connect engine writes to PostgreSQL only in this version."""
-    if engine == Engine.KAFKA_CONNECT and target.kind == "mssql":
-        raise UsageError(
-            "The kafka_connect engine cannot write to a SQL Server target in this version; "
-            "use --engine embedded (the default) for SQL Server."
-        )
-
-
 def check_numeric_policy(policy: str | None, target: ConnectionRef) -> None:
     """A numeric policy names a known policy and only goes with a SQL Server target."""
     if policy is None:
@@ -120,16 +113,6 @@ def check_numeric_policy(policy: str | None, target: ConnectionRef) -> None:
 def numeric_policy(pipeline: PipelineRecord) -> NumericPolicy:
     """The pipeline's numeric policy for a SQL Server target; error unless one was chosen."""
     return NumericPolicy(pipeline.numeric_policy or NumericPolicy.ERROR.value)
-
-
-def refuse_mssql_target(pipeline: PipelineRecord, verb: str) -> None:
-    """SQL Server targets run on the embedded engine; the kafka_connect sink is not wired yet."""
-    if pipeline.target.kind == "mssql" and pipeline.engine == Engine.KAFKA_CONNECT:
-        raise NotAvailableError(
-            f"Pipeline {pipeline.name!r} has a SQL Server target on the kafka_connect engine, "
-            f"which this version can plan (`cdc-tui plan {pipeline.name}`) but not {verb} yet; "
-            "recreate it with --engine embedded to replicate now."
-        )
 
 
 def refuse_mssql_verb(pipeline: PipelineRecord, verb: str) -> None:

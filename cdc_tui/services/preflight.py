@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdc_tui.domain.findings import Finding, Severity
+from cdc_tui.domain.findings import Finding
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import CdcStatus, Engine, FullLoadStatus
 from cdc_tui.services.context import AppContext
@@ -48,11 +48,7 @@ def _mssql_findings(
     ctx: AppContext, pipeline: PipelineRecord, tables: list[TableRef]
 ) -> list[Finding]:
     params = ctx.mssql_params(pipeline.target, application_name="cdc-tui check")
-    findings = run_mssql_preflight(params, target_schema=pipeline.target_schema, tables=tables)
-    if pipeline.engine == Engine.KAFKA_CONNECT:
-        findings.append(Finding(
-            "target.kind", Severity.ERROR, "target",
-            "The kafka_connect engine cannot write to SQL Server in this version.",
-            f"Recreate pipeline {pipeline.name} with --engine embedded.",
-        ))  # fmt: skip
-    return findings
+    return run_mssql_preflight(
+        params, target_schema=pipeline.target_schema, tables=tables,
+        identity_insert=pipeline.engine == Engine.KAFKA_CONNECT,
+    )  # fmt: skip

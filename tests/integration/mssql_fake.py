@@ -82,6 +82,9 @@ class FakeConnection:
                 server.tables.setdefault(created[1], columns)
                 server.rows.setdefault(created[1], [])
                 return []
+            if sql.startswith("SELECT OBJECT_ID(%s, N'U')"):
+                assert params is not None
+                return [(1 if str(params[0]) in server.tables else None,)]
             if "FROM sys.columns" in sql:
                 assert params is not None
                 return [(c, "t") for c in server.tables.get(str(params[0]), [])]
@@ -100,6 +103,8 @@ class FakeConnection:
     def commit(self) -> None:
         with self.server.lock:
             for sql, params in self.pending:
+                if sql.startswith("DROP TABLE "):
+                    self.server.tables.pop(sql.removeprefix("DROP TABLE "), None)
                 if sql.startswith("TRUNCATE TABLE "):
                     self.server.rows[sql.removeprefix("TRUNCATE TABLE ").rstrip(";")] = []
                 if "MERGE [cdc_tui].[applied_position]" in sql and params is not None:

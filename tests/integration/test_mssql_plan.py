@@ -5,12 +5,13 @@ source, resync fails in one sentence, and drop works."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.integration.cli_env import make_cli_env
-from tests.integration.runner_support import Cli, source_objects, wait_status
+from tests.integration.runner_support import Cli, add_source_tables, source_objects, wait_status
 from tests.pg import Database
 
 pytestmark = pytest.mark.integration
@@ -67,8 +68,8 @@ def test_sql_server_pipeline_without_a_server(cli: Cli, source_db: Database) -> 
     ("extra", "message"),
     [
         (["--numeric-policy", "round"], "--numeric-policy 'round' is not one of error"),
-        (["--engine", "kafka_connect", "--connect-url", "http://127.0.0.1:1"],
-         "kafka_connect engine cannot write to a SQL Server target"),
+        (["--engine", "kafka_connect", "--connect-url", "http://127.0.0.1:1",
+          "--target-schema", "a]b"], "which the JDBC sink cannot write on SQL Server"),
     ],
 )  # fmt: skip
 def test_sql_server_create_refusals(cli: Cli, extra: list[str], message: str) -> None:
@@ -82,3 +83,19 @@ def test_numeric_policy_is_for_sql_server_only(cli: Cli) -> None:
                    "--tables", "shop.customers", "--numeric-policy", "text",
                    check=False)  # fmt: skip
     assert proc.returncode == 2 and "only applies to SQL Server targets" in proc.stderr
+
+
+def test_check_of_a_kafka_connect_sql_server_pipeline(cli: Cli, source_db: Database) -> None:
+    add_source_tables(source_db, "CREATE TABLE shop.events (id int PRIMARY KEY, tags text[], "
+                      "at timestamptz)", "shop.events")  # fmt: skip
+    kafka = ["--engine", "kafka_connect", "--connect-url", "http://127.0.0.1:1"]
+    cli.run("pipeline", "create", NAME, "--source", "src", "--target", "dwh", "--tables",
+            "shop.events", *kafka)  # fmt: skip
+    proc = cli.run("check", NAME, "--json", check=False)
+    assert proc.returncode == 1
+    findings = {(f["rule"], f["object"]): f for f in json.loads(proc.stdout)["findings"]}
+    assert findings[("sink.array", "shop.events.tags")]["severity"] == "error"
+    assert findings[("sink.infinity", "shop.events.at")]["severity"] == "warning"
+    password = findings[("connect.password", "target")]
+    assert password["severity"] == "ok" and "${env:CDC_TUI_SECRET_DWH}" in password["message"]
+    assert findings[("target.connect", "127.0.0.1:1/dwh")]["severity"] == "error"

@@ -149,11 +149,6 @@ def test_draft_defaults() -> None:
         ({"source": "nope"}, NotFoundError, "No connection named 'nope'"),
         ({"target": "nope"}, NotFoundError, "No connection named 'nope'"),
         ({"source": "mss"}, UsageError, "'mss' is not a PostgreSQL connection"),
-        (
-            {"target": "mss", "engine": KAFKA, "connect_url": CONNECT_URL},
-            UsageError,
-            "kafka_connect engine cannot write to a SQL Server target",
-        ),
         ({"engine": KAFKA}, UsageError, "fill in the Kafka Connect REST URL field"),
         ({"engine": KAFKA, "connect_url": ""}, UsageError, "needs the Kafka Connect REST URL"),
         ({"engine": KAFKA, "connect_url": "connect:8083"}, UsageError, "not an http:// or"),

@@ -40,7 +40,8 @@ def test_defaults() -> None:
         ("mssql:///dwh", "needs a host"),
         ("mssql://sql.example", "names no database"),
         ("mssql://sql.example:99999/dwh", "port that is not a number"),
-        ("mssql://sql.example/dwh?encrypt=yes", "unknown parameter(s) encrypt"),
+        ("mssql://sql.example/dwh?encrypt=yes", "encrypt='yes'; use true, false or strict"),
+        ("mssql://sql.example/dwh?ssl=1", "unknown parameter(s) ssl"),
         ("mssql://sql.example/dwh?timeout=soon", "give whole seconds"),
     ],
 )

@@ -37,3 +37,24 @@ def truncate_tables(cursor: Any, tables: Iterable[TableRef], target_schema: str 
 def forget_position(cursor: Any, pipeline: str) -> None:
     """Delete the pipeline's row from [cdc_tui].[applied_position], if the table exists."""
     cursor.execute(FORGET_POSITION, (pipeline,))
+
+
+def drop_table(cursor: Any, name: str) -> bool:
+    """DROP the bracketed table `name` when it exists; whether it did."""
+    cursor.execute("SELECT OBJECT_ID(%s, N'U')", (name,))
+    row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return False
+    cursor.execute(f"DROP TABLE {name}")
+    return True
+
+
+def read_heartbeat(cursor: Any, name: str) -> Any:
+    """The beat_at of row 1 of the bracketed heartbeat table, None when missing or empty."""
+    cursor.execute("SELECT OBJECT_ID(%s, N'U')", (name,))
+    row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return None
+    cursor.execute(f"SELECT [beat_at] FROM {name} WHERE [id] = 1")  # noqa: S608
+    found = cursor.fetchone()
+    return None if found is None else found[0]

@@ -1,9 +1,11 @@
 """How cdc-tui opens a SQL Server connection: pymssql, TDS 7.4, the password never in the URL.
 
 A target URL is `mssql://user@host:1433/database`; optional query parameters are `tds_version`
-(default 7.4, the first that carries datetime2 and datetimeoffset as themselves) and `timeout`
-(seconds a statement may run, default none). The password comes from the connection's
-password_env or password_file, or from `MSSQL_PASSWORD` when the connection names neither.
+(default 7.4, the first that carries datetime2 and datetimeoffset as themselves), `timeout`
+(seconds a statement may run, default none), and for the kafka_connect engine's JDBC driver
+`encrypt` (true, false or strict; default true) and `trust_server_certificate` (default false).
+The password comes from the connection's password_env or password_file, or from
+`MSSQL_PASSWORD` when the connection names neither.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ DEFAULT_TDS_VERSION = "7.4"
 LOGIN_TIMEOUT_S = 10
 PASSWORD_ENV_FALLBACK = "MSSQL_PASSWORD"
 APPLICATION_NAME = "cdc-tui"
-_KNOWN_QUERY = frozenset({"tds_version", "timeout"})
+_KNOWN_QUERY = frozenset({"tds_version", "timeout", "encrypt", "trust_server_certificate"})
+ENCRYPT_MODES = ("true", "false", "strict")
+_BOOLEANS = {"true": True, "false": False}
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class MssqlParams:
     tds_version: str = DEFAULT_TDS_VERSION
     timeout_s: int = 0
     application_name: str = APPLICATION_NAME
+    # For the JDBC sink only: FreeTDS (the embedded engine) takes encryption from freetds.conf.
+    encrypt: str = "true"
+    trust_server_certificate: bool = False
 
     @property
     def display(self) -> str:
@@ -85,9 +92,15 @@ def parse_mssql_url(
     unknown = sorted(set(query) - _KNOWN_QUERY - {"password"})
     if unknown:
         raise UsageError(
-            f"{shown} has unknown parameter(s) {', '.join(unknown)}; only tds_version and "
-            "timeout are understood."
+            f"{shown} has unknown parameter(s) {', '.join(unknown)}; only tds_version, "
+            "timeout, encrypt and trust_server_certificate are understood."
         )
+    encrypt = query.get("encrypt", "true").lower()
+    if encrypt not in ENCRYPT_MODES:
+        raise UsageError(f"{shown} has encrypt={encrypt!r}; use true, false or strict.")
+    trust = query.get("trust_server_certificate", "false").lower()
+    if trust not in _BOOLEANS:
+        raise UsageError(f"{shown} has trust_server_certificate={trust!r}; use true or false.")
     timeout = query.get("timeout", "0")
     if not timeout.isdigit():
         raise UsageError(f"{shown} has timeout={timeout!r}; give whole seconds.")
@@ -100,6 +113,8 @@ def parse_mssql_url(
         tds_version=query.get("tds_version", DEFAULT_TDS_VERSION),
         timeout_s=int(timeout),
         application_name=application_name[:128],
+        encrypt=encrypt,
+        trust_server_certificate=_BOOLEANS[trust],
     )
 
 

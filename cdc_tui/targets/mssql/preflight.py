@@ -55,8 +55,13 @@ def run_mssql_preflight(
     target_schema: str | None,
     tables: Sequence[TableRef],
     connector: Callable[[MssqlParams], Any] = connect,
+    identity_insert: bool = False,
 ) -> list[Finding]:
-    """Check that Steps 0-2 can run on the SQL Server target; reads only."""
+    """Check that Steps 0-2 can run on the SQL Server target; reads only.
+
+    `identity_insert`: the writer can insert into IDENTITY columns (the kafka_connect sink turns
+    IDENTITY_INSERT on), so an existing table with one is a warning, not an error.
+    """
     where = params.display
     try:
         conn = connector(params)
@@ -71,7 +76,8 @@ def run_mssql_preflight(
             )
         ]  # fmt: skip
     try:
-        return _checks(conn.cursor(), where, target_schema or DEFAULT_SCHEMA, tables)
+        schema = target_schema or DEFAULT_SCHEMA
+        return _checks(conn.cursor(), where, schema, tables, identity_insert)
     except pymssql_errors() as exc:
         reason = describe_mssql_error(exc, params.password)
         return [
@@ -84,7 +90,9 @@ def run_mssql_preflight(
         conn.close()
 
 
-def _checks(cursor: Any, where: str, schema: str, tables: Sequence[TableRef]) -> list[Finding]:
+def _checks(
+    cursor: Any, where: str, schema: str, tables: Sequence[TableRef], identity_insert: bool
+) -> list[Finding]:
     cursor.execute(SERVER_QUERY)
     version, edition, login, user, database, collation, can_table, can_schema = cursor.fetchone()
     findings = [_version(where, str(version), str(edition), str(login), str(database))]
@@ -92,7 +100,7 @@ def _checks(cursor: Any, where: str, schema: str, tables: Sequence[TableRef]) ->
     for name in dict.fromkeys((schema, POSITION_SCHEMA)):
         findings.append(_schema(cursor, name, str(user), str(database), can_table, can_schema))
     for table in tables:
-        findings.append(_existing(cursor, quote_qualified(schema, table.name)))
+        findings.append(_existing(cursor, quote_qualified(schema, table.name), identity_insert))
     return findings
 
 
@@ -153,7 +161,7 @@ def _schema(
     )  # fmt: skip
 
 
-def _existing(cursor: Any, name: str) -> Finding:
+def _existing(cursor: Any, name: str, identity_insert: bool) -> Finding:
     cursor.execute(OBJECT_QUERY, (name,))
     row = cursor.fetchone()
     if row is None:
@@ -164,6 +172,13 @@ def _existing(cursor: Any, name: str) -> Finding:
             "target.table_conflict", Severity.ERROR, name,
             f"{name} already exists on the target and is not a table.",
             "Drop or rename it, or choose another --target-schema.",
+        )  # fmt: skip
+    if identities and identity_insert:
+        return Finding(
+            "target.identity", Severity.WARNING, name,
+            f"Table {name} already exists with an IDENTITY column: the JDBC sink inserts into "
+            "it with IDENTITY_INSERT on, which needs ALTER on the table.",
+            "GRANT ALTER on the table to the login, or drop it and let Step 0 create it.",
         )  # fmt: skip
     if identities:
         return Finding(

@@ -49,3 +49,18 @@ def check_columns(cursor: Any, plan: TablePlan) -> None:
             f"({', '.join(have)}) where Step 0 plans ({', '.join(want)}); drop or rename it, "
             "or choose another --target-schema."
         )
+
+
+IDENTITY_COLUMNS = "SELECT COUNT(*) FROM sys.identity_columns WHERE object_id = OBJECT_ID(%s, N'U')"
+
+
+def identity_tables(cursor: Any, names: Sequence[str]) -> list[str]:
+    """Which of the bracketed table names have an IDENTITY column (the JDBC sink then needs
+    IDENTITY_INSERT around its inserts)."""
+    found = []
+    for name in names:
+        cursor.execute(IDENTITY_COLUMNS, (name,))
+        row = cursor.fetchone()
+        if row is not None and int(row[0] or 0) > 0:
+            found.append(name)
+    return found
