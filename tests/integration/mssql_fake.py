@@ -19,6 +19,10 @@ from pymssql import _mssql
 _CREATE_TABLE = re.compile(r"CREATE TABLE (\[.+?\]\.\[.+?\]) \(\n(.*)\n\);", re.DOTALL)
 _COLUMN_LINE = re.compile(r"^\s+\[((?:[^\]]|\]\])+)\] ")
 _DML = ("MERGE", "UPDATE", "DELETE", "INSERT", "TRUNCATE")
+_POSITION = re.compile(
+    r"CAST\(N'((?:[^']|'')*)' AS nvarchar\(max\)\), CAST\((\d+) AS decimal\(20,0\)\), "
+    r"CAST\((\d+) AS decimal\(20,0\)\)"
+)
 _OBJECT_NAME = re.compile(r"OBJECT_ID\(N'(.*?)'")
 
 
@@ -29,15 +33,15 @@ class FakeSqlServer:
     tables: dict[str, list[str]] = field(default_factory=dict)
     rows: dict[str, list[tuple[object, ...]]] = field(default_factory=dict)
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)
-    committed: list[list[tuple[str, tuple[object, ...] | None]]] = field(default_factory=list)
+    committed: list[list[str]] = field(default_factory=list)
     batches: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def connect(self, *_args: object, **_kwargs: object) -> FakeConnection:
         return FakeConnection(self)
 
-    def statements(self) -> list[tuple[str, tuple[object, ...] | None]]:
-        """Every statement of every committed transaction, in commit order."""
+    def statements(self) -> list[str]:
+        """Every statement of every committed transaction, in commit order, as sent."""
         with self.lock:
             return [s for txn in self.committed for s in txn]
 
@@ -62,7 +66,7 @@ class FakeCursor:
 class FakeConnection:
     def __init__(self, server: FakeSqlServer) -> None:
         self.server = server
-        self.pending: list[tuple[str, tuple[object, ...] | None]] = []
+        self.pending: list[str] = []
         self.closed = False
 
     def cursor(self) -> FakeCursor:
@@ -92,7 +96,10 @@ class FakeConnection:
                 assert params is not None
                 found = server.positions.get(str(params[0]))
                 return [found] if found else []
-        self.pending.extend(_split_batch(sql, params))
+        rendered = sql if params is None else _mssql.substitute_params(sql, params).decode()
+        # The applier renders a batch itself, one statement a line; split it back.
+        lines = rendered.split("\n") if rendered.startswith(_DML) else [rendered]
+        self.pending.extend(lines)
         return []
 
     def bulk_copy(self, table: str, rows: Iterable[tuple[object, ...]], **_options: object) -> None:
@@ -102,14 +109,15 @@ class FakeConnection:
 
     def commit(self) -> None:
         with self.server.lock:
-            for sql, params in self.pending:
+            for sql in self.pending:
                 if sql.startswith("DROP TABLE "):
                     self.server.tables.pop(sql.removeprefix("DROP TABLE "), None)
                 if sql.startswith("TRUNCATE TABLE "):
                     self.server.rows[sql.removeprefix("TRUNCATE TABLE ").rstrip(";")] = []
-                if "MERGE [cdc_tui].[applied_position]" in sql and params is not None:
-                    pipeline, commit_lsn, end_lsn = str(params[0]), params[1], params[2]
-                    self.server.positions[pipeline] = (int(commit_lsn), int(end_lsn))  # type: ignore[call-overload]
+                position = _POSITION.search(sql)
+                if sql.startswith("MERGE [cdc_tui].[applied_position]") and position:
+                    pipeline, commit_lsn, end_lsn = position.groups()
+                    self.server.positions[pipeline] = (int(commit_lsn), int(end_lsn))
             if self.pending:
                 self.server.committed.append(list(self.pending))
             self.pending = []
@@ -119,22 +127,6 @@ class FakeConnection:
 
     def close(self) -> None:
         self.closed = True
-
-
-def _split_batch(
-    sql: str, params: tuple[object, ...] | None
-) -> list[tuple[str, tuple[object, ...] | None]]:
-    """The applier sends many one-line statements in one batch: split them, with their params."""
-    if params is None or "\n" not in sql or not sql.startswith(_DML):
-        return [(sql, params)]
-    out: list[tuple[str, tuple[object, ...] | None]] = []
-    used = 0
-    for line in sql.split("\n"):
-        count = line.count("%s")
-        out.append((line, params[used : used + count]))
-        used += count
-    assert used == len(params), (used, len(params))
-    return out
 
 
 def object_name(sql: str) -> str | None:

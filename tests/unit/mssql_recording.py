@@ -74,6 +74,12 @@ class _Failure:
     fired: int = 0
 
 
+_RENDERED_POSITION = re.compile(
+    r"CAST\(N'((?:[^']|'')*)' AS nvarchar\(max\)\), CAST\((\d+) AS decimal\(20,0\)\), "
+    r"CAST\((\d+) AS decimal\(20,0\)\)"
+)
+
+
 def _split(sql: str, params: tuple[object, ...] | None) -> tuple[Statement, ...]:
     """Split a batch into its statements (one per line, each ending with `;`) and render each."""
     texts = re.split(r"(?<=;)\n", sql)
@@ -82,9 +88,10 @@ def _split(sql: str, params: tuple[object, ...] | None) -> tuple[Statement, ...]
     for text in texts:
         wanted = len(_PLACEHOLDER.findall(text))
         if params is None:
-            # pymssql sends text without parameters as is, so a placeholder would reach SQL Server.
-            assert wanted == 0, f"placeholders but no parameters: {text}"
-            out.append(Statement(text, (), _mssql.substitute_params(text).decode()))
+            # pymssql sends text without parameters as is: the applier renders a batch of many
+            # statements itself, so no placeholder may be left outside a string literal.
+            assert "CAST(%s" not in text, f"placeholders but no parameters: {text}"
+            out.append(Statement(text, (), text))
             continue
         mine = params[offset : offset + wanted]
         offset += wanted
@@ -154,7 +161,12 @@ class RecordingConnection:
         for event in self._open_transaction()[:-1]:
             for stmt in event.statements:
                 if stmt.sql.startswith(_POSITION_MERGE):
-                    pipeline, commit_lsn, end_lsn = stmt.params[:3]
+                    if stmt.params:
+                        pipeline, commit_lsn, end_lsn = stmt.params[:3]
+                    else:  # rendered inside a batch: read the literals back
+                        found = _RENDERED_POSITION.search(stmt.rendered)
+                        assert found is not None, stmt.rendered
+                        pipeline, commit_lsn, end_lsn = found.groups()
                     self.positions[str(pipeline)] = (int(str(commit_lsn)), int(str(end_lsn)))
         if failure is not None:
             raise failure.error

@@ -44,6 +44,7 @@ from cdc_tui.targets.mssql.dml import (
     POSITION_UPSERT,
     MssqlColumn,
     MssqlTable,
+    TableSql,
     key_text,
 )
 from cdc_tui.targets.mssql.errors import ValueRejected
@@ -280,8 +281,8 @@ def test_commit_happens_only_at_a_source_boundary(conn: RecordingConnection) -> 
     assert conn.kinds() == ["execute", "commit", "execute", "execute"]
     applier.commit(Commit(0, 100, 108, 0))
     assert conn.kinds()[-2:] == ["execute", "commit"]
-    (committed,) = conn.committed()[1:]
-    assert len(committed) == 6 and committed[-1] == POSITION_UPSERT
+    (committed,) = conn.committed_rendered()[1:]
+    assert len(committed) == 6 and committed[-1] == position(100)
     assert applier.committed_lsn == 108
 
 
@@ -428,7 +429,7 @@ def test_deletes_use_the_key_of_the_old_row(conn: RecordingConnection) -> None:
         ["DELETE FROM [dbo].[t] WHERE [id] = CAST(8 AS int);"],
     ]
     (stmt,) = conn.log[-2].statements[:1]
-    assert stmt.params == (8,)  # the old row's other values are not sent
+    assert "whole" not in stmt.rendered  # the old row's other values are not sent
 
 
 def test_a_change_without_its_key_is_refused(conn: RecordingConnection) -> None:
@@ -832,3 +833,18 @@ def test_cdc_stream_drives_the_applier_and_acknowledges_after_commit(
     assert repl.acks[-1] == 0x208
     assert stream.metrics.changes_applied == 2
     assert sum(len(d) for d in data(conn)) == 2
+
+
+def test_a_batch_is_rendered_by_pymssql_one_statement_at_a_time(
+    conn: RecordingConnection,
+) -> None:
+    applier = make(conn, group_changes=100)
+    tricky = "50%s off, it's %d%% 'quoted'"
+    txn(applier, 100, REL_T, ins("1", tricky, None), ins("2", "plain", None))
+    applier.flush_commit()
+    (batch,) = [b for b in conn.batches() if len(b) > 1]
+    # Sent without parameters, so nothing in the values is taken for a placeholder.
+    assert [s.params for s in batch] == [(), (), ()]
+    expected = _mssql.substitute_params(TableSql(TABLES[T]).upsert(), (1, tricky, None)).decode()
+    assert batch[0].rendered == expected
+    assert "N'50%s off, it''s %d%% ''quoted'''" in batch[0].rendered

@@ -18,8 +18,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from itertools import chain
 from typing import Any, NamedTuple, Protocol
+
+from pymssql import _mssql
 
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.engines.embedded.apply_errors import ApplyError, PermanentApplyError
@@ -346,13 +347,25 @@ class MssqlApplier:
             raise RuntimeError(f"{what}() while source transactions are being applied")
 
     def _execute(self, batch: Sequence[_Stmt]) -> None:
-        """Run statements as one batch (one round trip)."""
-        sql = batch[0].sql if len(batch) == 1 else "\n".join(s.sql for s in batch)
-        params = tuple(chain.from_iterable(s.params for s in batch))
-        if params:
-            self._cursor.execute(sql, params)
-        else:
-            self._cursor.execute(sql)
+        """Run statements as one batch (one round trip).
+
+        pymssql substitutes parameters on the client, in time that grows faster than the text
+        (100 us a statement in a batch of 200, 16 in one of 20), so a batch is rendered one
+        statement at a time by the same function and sent without parameters.
+        """
+        if len(batch) == 1:
+            stmt = batch[0]
+            if stmt.params:
+                self._cursor.execute(stmt.sql, stmt.params)
+            else:
+                self._cursor.execute(stmt.sql)
+            return
+        # The converters only produce types pymssql quotes; its stub names them one by one.
+        render: Callable[[str, tuple[object, ...]], bytes] = _mssql.substitute_params  # type: ignore[assignment]
+        text = "\n".join(
+            render(s.sql, s.params).decode("utf-8") if s.params else s.sql for s in batch
+        )
+        self._cursor.execute(text)
 
     def _send(self) -> None:
         """Send the statements not sent yet into the open target transaction."""
