@@ -13,11 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from cdc_tui.engines.embedded.messages import (
     Begin,
-    Change,
     Commit,
     Delete,
     Insert,
@@ -27,6 +25,7 @@ from cdc_tui.engines.embedded.messages import (
 )
 from cdc_tui.engines.embedded.pgoutput import decode
 from cdc_tui.engines.embedded.replication import ReplicationConnection
+from cdc_tui.engines.embedded.source_transactions import SourceTransactions
 from cdc_tui.lsn import lsn_to_str
 
 log = logging.getLogger(__name__)
@@ -35,30 +34,6 @@ READ_TIMEOUT_S = 0.2
 METRICS_INTERVAL_S = 1.0
 # How often an idle stream confirms the server's position (a target write and a status update).
 IDLE_CONFIRM_INTERVAL_S = 1.0
-
-
-class StreamApplier(Protocol):
-    """What the stream needs of a target's applier (PgApplier, MssqlApplier)."""
-
-    @property
-    def committed_lsn(self) -> int | None: ...
-
-    @property
-    def pending_commit(self) -> bool: ...
-
-    def read_position(self) -> int | None: ...
-
-    def begin(self, msg: Begin) -> None: ...
-
-    def relation(self, rel: Relation) -> None: ...
-
-    def change(self, msg: Change) -> None: ...
-
-    def commit(self, msg: Commit) -> None: ...
-
-    def flush_commit(self) -> int | None: ...
-
-    def advance_position(self, lsn: int) -> None: ...
 
 
 @dataclass
@@ -77,7 +52,7 @@ class CdcStream:
     def __init__(
         self,
         repl: ReplicationConnection,
-        applier: StreamApplier,
+        applier: SourceTransactions,
         *,
         should_stop: Callable[[], bool],
         on_metrics: Callable[[StreamMetrics], None],

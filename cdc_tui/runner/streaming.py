@@ -12,11 +12,12 @@ from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import CdcStatus
 from cdc_tui.engines.embedded.applier import PgApplier
 from cdc_tui.engines.embedded.replication import ReplicationConnection
+from cdc_tui.engines.embedded.source_transactions import SourceTransactions
 from cdc_tui.engines.embedded.target_table import TargetTable, read_target_table
 from cdc_tui.errors import OperationError
 from cdc_tui.lsn import lsn_to_int, lsn_to_str
 from cdc_tui.pgconn import PgParams, connect
-from cdc_tui.runner.cdc import CdcStream, StreamApplier, StreamMetrics
+from cdc_tui.runner.cdc import CdcStream, StreamMetrics
 from cdc_tui.runner.steps import StepContext
 from cdc_tui.sources.postgres.catalog import TableDef
 from cdc_tui.sources.postgres.objects import slot_row
@@ -113,7 +114,7 @@ def announce_step2(runner: Runner, sc: StepContext) -> None:
         runner.cdc(CdcStatus.STARTING, "Step 2 starting")
 
 
-def stream_into(runner: Runner, sc: StepContext, applier: StreamApplier) -> None:
+def stream_into(runner: Runner, sc: StepContext, applier: SourceTransactions) -> None:
     """Check the slot against the applier's stored position, then stream until stopped."""
     base_changes = runner.repo.get(sc.pipeline).changes_applied
     position = applier.read_position()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -30,19 +29,16 @@ from cdc_tui.engines.embedded.apply_ops import Op
 from cdc_tui.engines.embedded.apply_plan import Planner
 from cdc_tui.engines.embedded.apply_sql import TableShape
 from cdc_tui.engines.embedded.messages import (
-    Begin,
     Change,
-    Commit,
     Delete,
     Insert,
-    Message,
     Relation,
     Truncate,
     Update,
 )
 from cdc_tui.engines.embedded.relation_map import RelationMap
+from cdc_tui.engines.embedded.source_transactions import SourceTransactions
 from cdc_tui.engines.embedded.target_table import TargetTable, TypeNamer
-from cdc_tui.lsn import lsn_to_str
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +57,7 @@ _SESSION_SETTINGS = (
 )
 
 
-class PgApplier:
+class PgApplier(SourceTransactions):
     """Applies one pipeline's source transactions to its target connection (autocommit off).
 
     Feed messages with `apply()` (or `begin`/`relation`/`change`/`commit`), call `flush_commit()`
@@ -88,44 +84,24 @@ class PgApplier:
             raise ValueError("group_changes must be at least batch_changes")
         conn.execute(_SESSION_SETTINGS)
         conn.commit()
+        super().__init__(
+            batch_changes if group_changes is None else group_changes, batch_interval_s, clock
+        )
         self._conn = conn
         self._runner = OpRunner(conn)
         self._pipeline = pipeline
         self._batch_changes = batch_changes
-        self._group_limit = batch_changes if group_changes is None else group_changes
-        self._batch_interval_s = batch_interval_s
-        self._clock = clock
         self._relmap = RelationMap(conn, pipeline, tables, type_namer)
         self._planner = Planner()
         # The relation map's live bindings, read directly on the hot path (see change()).
         self._bound = self._relmap.bound
-        self._position: int | None = None
-        self._position_loaded = False
-        self._committed_lsn: int | None = None
-        self._txn_lsn: int | None = None
-        self._skipping = False
-        self._group_started: float | None = None
-        self._group_changes = 0
-        self._last_commit: Commit | None = None
-        self.changes_applied = 0
-        self.last_commit_time: datetime | None = None
 
     # -- position ---------------------------------------------------------------------------
-
-    @property
-    def committed_lsn(self) -> int | None:
-        """End LSN of the last source transaction committed on the target: safe to acknowledge."""
-        return self._committed_lsn
 
     @property
     def tables(self) -> Mapping[TableRef, TargetTable]:
         """The current mapping, including columns added to follow the source."""
         return self._relmap.tables
-
-    @property
-    def pending_commit(self) -> bool:
-        """Whether applied source transactions wait in the open target transaction."""
-        return self._last_commit is not None
 
     def ensure_position_table(self) -> None:
         """Create `cdc_tui.applied_position` on the target when missing."""
@@ -146,10 +122,7 @@ class PgApplier:
                 self._conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
-        self._position = stored
-        self._position_loaded = True
-        if self._committed_lsn is None:
-            self._committed_lsn = stored
+        self._position_read(stored)
         return stored
 
     def write_initial_position(self, lsn: int) -> None:
@@ -160,44 +133,9 @@ class PgApplier:
             self._conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
-        self._position = self._committed_lsn = lsn
-        self._position_loaded = True
-
-    def advance_position(self, lsn: int) -> None:
-        """With nothing pending, record that the source is consumed up to `lsn` (an idle
-        stream's keepalive position), so the stored position never trails the slot."""
-        if self._committed_lsn is not None and lsn <= self._committed_lsn:
-            return
-        self.write_initial_position(lsn)
+        self._position_written(lsn)
 
     # -- the stream -------------------------------------------------------------------------
-
-    def apply(self, msg: Message) -> None:
-        """Dispatch one decoded message; Type, Origin and logical messages need nothing."""
-        if isinstance(msg, Insert | Update | Delete | Truncate):
-            self.change(msg)
-        elif isinstance(msg, Begin):
-            self.begin(msg)
-        elif isinstance(msg, Commit):
-            self.commit(msg)
-        elif isinstance(msg, Relation):
-            self.relation(msg)
-
-    def begin(self, msg: Begin) -> None:
-        """Start a source transaction; it is skipped whole when already applied."""
-        if self._txn_lsn is not None:
-            raise RuntimeError("begin() inside a source transaction")
-        if not self._position_loaded:
-            self.read_position()
-        self._txn_lsn = msg.final_lsn
-        # A commit record below the stored end LSN belongs to a transaction already applied.
-        self._skipping = self._position is not None and msg.final_lsn < self._position
-        if self._skipping:
-            log.debug(
-                "skipping source transaction at %s: already applied", lsn_to_str(msg.final_lsn)
-            )
-        elif self._group_started is None:
-            self._group_started = self._clock()
 
     def relation(self, rel: Relation) -> None:
         """Learn a relation id; follow appended columns, raise SchemaDriftError on other drift."""
@@ -235,22 +173,6 @@ class PgApplier:
         self._group_changes += 1
         if planner.changes >= self._batch_changes:
             self._flush()
-
-    def commit(self, msg: Commit) -> None:
-        """End a source transaction; commit the target when the group is full or old enough."""
-        if self._txn_lsn is None:
-            raise RuntimeError("commit() outside a source transaction")
-        self._txn_lsn = None
-        if self._skipping:
-            self._skipping = False
-            return
-        self._last_commit = msg
-        started = self._group_started if self._group_started is not None else self._clock()
-        if (
-            self._group_changes >= self._group_limit
-            or self._clock() - started >= self._batch_interval_s
-        ):
-            self._commit_target()
 
     def flush_commit(self) -> int | None:
         """Commit the applied source transactions now (idle stream, stop); never mid-transaction.
@@ -317,14 +239,8 @@ class PgApplier:
             self._conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
-        self._position = self._committed_lsn = last.end_lsn
         self._relmap.committed()
-        self.changes_applied += self._group_changes
-        self.last_commit_time = last.commit_time
-        log.debug("committed %d changes up to %s", self._group_changes, lsn_to_str(last.end_lsn))
-        self._last_commit = None
-        self._group_started = None
-        self._group_changes = 0
+        self._group_committed(last)
 
     def _failed(self, exc: psycopg.Error, ops: Sequence[Op] = ()) -> ApplyError:
         """Roll back, find the failing row of a rejected batch, reset; the error to raise."""
@@ -354,10 +270,5 @@ class PgApplier:
         """Forget everything uncommitted: the next begin() re-reads the stored position."""
         self._rollback()
         self._planner.reset()
-        self._txn_lsn = None
-        self._skipping = False
-        self._group_started = None
-        self._group_changes = 0
-        self._last_commit = None
-        self._position_loaded = False
+        self._forget_group()
         self._relmap.forget_uncommitted()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from pymssql import _mssql
@@ -25,18 +24,15 @@ from pymssql import _mssql
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.engines.embedded.apply_errors import ApplyError, PermanentApplyError
 from cdc_tui.engines.embedded.messages import (
-    Begin,
     Change,
-    Commit,
     Delete,
     Insert,
-    Message,
     Relation,
     Truncate,
     Update,
     Value,
 )
-from cdc_tui.lsn import lsn_to_str
+from cdc_tui.engines.embedded.source_transactions import SourceTransactions
 from cdc_tui.targets.mssql.apply_errors import check_relation, classify, is_retriable
 from cdc_tui.targets.mssql.ddl import position_table_batches
 from cdc_tui.targets.mssql.dml import (
@@ -86,7 +82,7 @@ class _Stmt(NamedTuple):
     lsn: int | None
 
 
-class MssqlApplier:
+class MssqlApplier(SourceTransactions):
     """Applies one pipeline's source transactions to its SQL Server connection.
 
     Feed messages with `apply()` (or `begin`/`relation`/`change`/`commit`), call `flush_commit()`
@@ -107,15 +103,13 @@ class MssqlApplier:
     ) -> None:
         if group_changes < 1 or batch_statements < 1:
             raise ValueError("group_changes and batch_statements must be at least 1")
+        super().__init__(group_changes, batch_interval_s, clock)
         self._conn = conn
         self._cursor = conn.cursor()
         self._pipeline = pipeline
         self._tables = dict(tables)
-        self._group_limit = group_changes
         self._batch_statements = batch_statements
-        self._batch_interval_s = batch_interval_s
         self._replay_limit = replay_limit
-        self._clock = clock
         self._relations: dict[int, Relation] = {}
         self._bound: dict[int, BoundTable | None] = {}
         self._sql: dict[TableRef, TableSql] = {}
@@ -125,16 +119,6 @@ class MssqlApplier:
         self._log: list[_Stmt] = []
         self._sent = 0
         self._log_complete = True
-        self._position: int | None = None
-        self._position_loaded = False
-        self._committed_lsn: int | None = None
-        self._txn_lsn: int | None = None
-        self._skipping = False
-        self._group_started: float | None = None
-        self._group_changes = 0
-        self._last_commit: Commit | None = None
-        self.changes_applied = 0
-        self.last_commit_time: datetime | None = None
         try:
             self._cursor.execute(SESSION_SETTINGS)
             conn.commit()
@@ -144,18 +128,8 @@ class MssqlApplier:
     # -- position ---------------------------------------------------------------------------
 
     @property
-    def committed_lsn(self) -> int | None:
-        """End LSN of the last source transaction committed on the target: safe to acknowledge."""
-        return self._committed_lsn
-
-    @property
     def tables(self) -> Mapping[TableRef, MssqlTable]:
         return dict(self._tables)
-
-    @property
-    def pending_commit(self) -> bool:
-        """Whether applied source transactions wait in the open target transaction."""
-        return self._last_commit is not None
 
     def ensure_position_table(self) -> None:
         """Create `[cdc_tui].[applied_position]` on the target when missing."""
@@ -179,10 +153,7 @@ class MssqlApplier:
         except DRIVER_ERRORS as exc:
             raise self._failed(exc) from exc
         stored = None if row is None else int(row[1])
-        self._position = stored
-        self._position_loaded = True
-        if self._committed_lsn is None:
-            self._committed_lsn = stored
+        self._position_read(stored)
         return stored
 
     def write_initial_position(self, lsn: int) -> None:
@@ -193,42 +164,9 @@ class MssqlApplier:
             self._conn.commit()
         except DRIVER_ERRORS as exc:
             raise self._failed(exc) from exc
-        self._position = self._committed_lsn = lsn
-        self._position_loaded = True
-
-    def advance_position(self, lsn: int) -> None:
-        """With nothing pending, record that the source is consumed up to `lsn` (an idle
-        stream's keepalive position), so the stored position never trails the slot."""
-        if self._committed_lsn is not None and lsn <= self._committed_lsn:
-            return
-        self.write_initial_position(lsn)
+        self._position_written(lsn)
 
     # -- the stream -------------------------------------------------------------------------
-
-    def apply(self, msg: Message) -> None:
-        """Dispatch one decoded message; Type, Origin and logical messages need nothing."""
-        if isinstance(msg, Insert | Update | Delete | Truncate):
-            self.change(msg)
-        elif isinstance(msg, Begin):
-            self.begin(msg)
-        elif isinstance(msg, Commit):
-            self.commit(msg)
-        elif isinstance(msg, Relation):
-            self.relation(msg)
-
-    def begin(self, msg: Begin) -> None:
-        """Start a source transaction; it is skipped whole when already applied."""
-        if self._txn_lsn is not None:
-            raise RuntimeError("begin() inside a source transaction")
-        if not self._position_loaded:
-            self.read_position()
-        self._txn_lsn = msg.final_lsn
-        # A commit record below the stored end LSN belongs to a transaction already applied.
-        self._skipping = self._position is not None and msg.final_lsn < self._position
-        if self._skipping:
-            log.debug("skipping source transaction at %s: applied", lsn_to_str(msg.final_lsn))
-        elif self._group_started is None:
-            self._group_started = self._clock()
 
     def relation(self, rel: Relation) -> None:
         """Learn a relation; check it now unless its transaction is skipped (then at first use,
@@ -268,22 +206,6 @@ class MssqlApplier:
         self._group_changes += 1
         if len(self._log) - self._sent >= self._batch_statements:
             self._send()
-
-    def commit(self, msg: Commit) -> None:
-        """End a source transaction; commit the target when the group is full or old enough."""
-        if self._txn_lsn is None:
-            raise RuntimeError("commit() outside a source transaction")
-        self._txn_lsn = None
-        if self._skipping:
-            self._skipping = False
-            return
-        self._last_commit = msg
-        started = self._group_started if self._group_started is not None else self._clock()
-        if (
-            self._group_changes >= self._group_limit
-            or self._clock() - started >= self._batch_interval_s
-        ):
-            self._commit_target()
 
     def flush_commit(self) -> int | None:
         """Commit the applied source transactions now (idle stream, stop); never mid-transaction.
@@ -393,16 +315,10 @@ class MssqlApplier:
             self._conn.commit()
         except DRIVER_ERRORS as exc:
             raise self._failed(exc) from exc
-        self._position = self._committed_lsn = last.end_lsn
-        self.changes_applied += self._group_changes
-        self.last_commit_time = last.commit_time
-        log.debug("committed %d changes up to %s", self._group_changes, lsn_to_str(last.end_lsn))
         self._log.clear()
         self._sent = 0
         self._log_complete = True
-        self._last_commit = None
-        self._group_started = None
-        self._group_changes = 0
+        self._group_committed(last)
 
     def _failed(self, exc: Exception, batch_start: int | None = None) -> ApplyError:
         """Roll back, find the failing change of a refused batch, reset; the error to raise."""
@@ -458,9 +374,4 @@ class MssqlApplier:
         self._log.clear()
         self._sent = 0
         self._log_complete = True
-        self._txn_lsn = None
-        self._skipping = False
-        self._group_started = None
-        self._group_changes = 0
-        self._last_commit = None
-        self._position_loaded = False
+        self._forget_group()
