@@ -33,7 +33,12 @@ from cdc_tui.engines.kafka_connect.lifecycle import (
     stop_connectors,
 )
 from cdc_tui.engines.kafka_connect.naming import ConnectNames, heartbeat_table
-from cdc_tui.engines.kafka_connect.rest import ConnectClient, ConnectorState, ConnectUnreachable
+from cdc_tui.engines.kafka_connect.rest import (
+    ConnectClient,
+    ConnectorMissing,
+    ConnectorState,
+    ConnectUnreachable,
+)
 from cdc_tui.errors import OperationError
 from cdc_tui.kafka_stack import JDBC_SINK_CONNECTOR_CLASS, POSTGRES_CONNECTOR_CLASS
 from cdc_tui.lsn import lsn_to_int
@@ -220,6 +225,10 @@ class ConnectWatcher:
 
     def _tend(self, states: dict[str, ConnectorState | None]) -> None:
         for name, state in states.items():
+            if state is None and self._config_exists(name):
+                # Connect answers 404 for the status of a connector it has just created.
+                log.debug("connector %s has no status yet", name)
+                continue
             if state is None:
                 raise ConnectorDisappeared(
                     f"Connector {name} of pipeline {self.sc.pipeline!r} disappeared from Kafka "
@@ -274,6 +283,13 @@ class ConnectWatcher:
         if healthy and name in self.failures_noted:
             self.failures_noted.discard(name)
             self.runner.repo.update(self.sc.pipeline, last_error=None)
+
+    def _config_exists(self, name: str) -> bool:
+        try:
+            self.client.get_config(name)
+        except ConnectorMissing:
+            return False
+        return True
 
     # -- source and target -----------------------------------------------------------------
 

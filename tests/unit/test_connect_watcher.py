@@ -12,8 +12,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from cdc_tui.config.settings import KafkaConnectSettings
-from cdc_tui.runner.connect_stream import ConnectWatcher, first_line
+from cdc_tui.engines.kafka_connect.rest import ConnectorMissing
+from cdc_tui.runner.connect_stream import ConnectorDisappeared, ConnectWatcher, first_line
 from cdc_tui.sources.postgres.slots import SlotInfo
 
 
@@ -87,3 +90,26 @@ def test_first_line_prefers_the_root_cause() -> None:
     trace = "org.x.ConnectException: Exiting\n\tat a.b(C.java:1)\nCaused by: E: relation missing"
     assert first_line(trace) == "Caused by: E: relation missing"
     assert first_line(None) == "no trace given"
+
+
+class _Client:
+    """Connect's answers for a connector created a moment ago: no status yet, a config."""
+
+    def __init__(self, configs: set[str]) -> None:
+        self.configs = configs
+
+    def get_config(self, name: str) -> dict[str, str]:
+        if name not in self.configs:
+            raise ConnectorMissing(f"no connector {name}")
+        return {"name": name}
+
+
+def test_a_connector_without_status_yet_is_not_taken_for_gone() -> None:
+    watcher, _runner = _watcher(stall_seconds=30)
+    watcher.client = _Client({"orders.sink"})  # type: ignore[assignment]
+    watcher._tend({"orders.sink": None})  # created, status not written yet: nothing happens
+    watcher.client = _Client(set())  # type: ignore[assignment]
+    with pytest.raises(
+        ConnectorDisappeared, match=r"orders\.sink of pipeline 'orders' disappeared"
+    ):
+        watcher._tend({"orders.sink": None})
