@@ -33,7 +33,7 @@ class MssqlPlanResult:
         return {"target_kind": "mssql", **mssql_ddl.plan_to_json(self.plans)}
 
 
-def _plan_mssql(
+def plan_mssql(
     params: PgParams,
     name: str,
     tables: list[TableRef],
@@ -77,7 +77,7 @@ def plan_pipeline(ctx: AppContext, name: str) -> PlanResult | MssqlPlanResult:
     params = ctx.pg_params(pipeline.source, application_name="cdc-tui plan")
     tables = [t.table for t in pipeline.tables]
     if pipeline.target.kind == "mssql":
-        return _plan_mssql(params, name, tables, pipeline.target_schema, numeric_policy(pipeline))
+        return plan_mssql(params, name, tables, pipeline.target_schema, numeric_policy(pipeline))
     try:
         pairs = load_plans(params, name, tables, pipeline.target_schema)
     except psycopg.OperationalError as exc:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from cdc_tui.domain.findings import Finding
+from cdc_tui.domain.findings import Finding, Severity
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.domain.status import CdcStatus, Engine, FullLoadStatus
+from cdc_tui.errors import CdcTuiError
+from cdc_tui.pgconn import PgParams
 from cdc_tui.services.context import AppContext
+from cdc_tui.services.pipelines import numeric_policy
+from cdc_tui.services.plan import plan_mssql
 from cdc_tui.sources.postgres.preflight import run_source_preflight
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import PipelineRepository
@@ -48,7 +52,25 @@ def _mssql_findings(
     ctx: AppContext, pipeline: PipelineRecord, tables: list[TableRef]
 ) -> list[Finding]:
     params = ctx.mssql_params(pipeline.target, application_name="cdc-tui check")
-    return run_mssql_preflight(
+    findings = run_mssql_preflight(
         params, target_schema=pipeline.target_schema, tables=tables,
         identity_insert=pipeline.engine == Engine.KAFKA_CONNECT,
     )  # fmt: skip
+    source = ctx.pg_params(pipeline.source, application_name="cdc-tui check")
+    findings.append(mssql_plan_finding(source, pipeline, tables))
+    return findings
+
+
+def mssql_plan_finding(
+    source: PgParams, pipeline: PipelineRecord, tables: list[TableRef]
+) -> Finding:
+    """Step 0's T-SQL planned now, so a column SQL Server cannot hold is found before start."""
+    policy = numeric_policy(pipeline)
+    try:
+        result = plan_mssql(source, pipeline.name, tables, pipeline.target_schema, policy)
+    except CdcTuiError as exc:
+        fix = f"see `cdc-tui plan {pipeline.name}` and docs/sqlserver.md"
+        return Finding("target.plan", Severity.ERROR, "target", exc.message, fix)
+    return Finding("target.plan", Severity.OK, "target",
+                   f"Step 0 maps {len(result.plans)} table(s) to SQL Server with numeric policy "
+                   f"{policy}; `cdc-tui plan {pipeline.name}` prints the T-SQL.")  # fmt: skip

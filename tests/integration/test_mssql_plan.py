@@ -99,3 +99,22 @@ def test_check_of_a_kafka_connect_sql_server_pipeline(cli: Cli, source_db: Datab
     password = findings[("connect.password", "target")]
     assert password["severity"] == "ok" and "${env:CDC_TUI_SECRET_DWH}" in password["message"]
     assert findings[("target.connect", "127.0.0.1:1/dwh")]["severity"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("policy", "severity"), [([], "error"), (["--numeric-policy", "text"], "ok")]
+)
+def test_check_plans_step_0_with_the_pipeline_numeric_policy(
+    cli: Cli, source_db: Database, policy: list[str], severity: str
+) -> None:
+    add_source_tables(source_db, "CREATE TABLE shop.ledger (id int PRIMARY KEY, amount numeric)",
+                      "shop.ledger")  # fmt: skip
+    cli.run("pipeline", "create", NAME, "--source", "src", "--target", "dwh",
+            "--tables", "shop.ledger", *policy)  # fmt: skip
+    proc = cli.run("check", NAME, "--json", check=False)
+    findings = {f["rule"]: f for f in json.loads(proc.stdout)["findings"]}
+    plan = findings["target.plan"]
+    assert plan["severity"] == severity
+    if severity == "error":
+        refusal = "Column amount of table shop.ledger is numeric without a declared precision"
+        assert refusal in plan["message"]
