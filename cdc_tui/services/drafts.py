@@ -40,12 +40,13 @@ from cdc_tui.services.pipelines import (
     resolve_source,
     resolve_target,
 )
-from cdc_tui.services.preflight import has_started
+from cdc_tui.services.preflight import has_started, mssql_plan_finding
 from cdc_tui.sources.postgres.catalog import PRIMARY_KEY_COLUMNS
 from cdc_tui.sources.postgres.preflight import run_source_preflight
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.targets.mssql.preflight import run_mssql_preflight
+from cdc_tui.targets.mssql.types import NumericPolicy
 from cdc_tui.targets.postgres.preflight import run_target_preflight
 
 APPLICATION_NAME = "cdc-tui new pipeline"
@@ -222,6 +223,8 @@ def check_draft(ctx: AppContext, draft: Draft, *, editing: bool = False) -> list
         mssql_params = ctx.mssql_params(target, application_name=APPLICATION_NAME)
         findings += run_mssql_preflight(mssql_params, target_schema=schema, tables=draft.tables,
                                         identity_insert=kafka)  # fmt: skip
+        findings.append(mssql_plan_finding(source_params, draft.name, list(draft.tables), schema,
+                                           NumericPolicy.ERROR))  # fmt: skip
     else:
         target_params = ctx.pg_params(target, application_name=APPLICATION_NAME)
         findings += run_target_preflight(target_params, target_schema=schema, tables=draft.tables)

@@ -14,6 +14,7 @@ from cdc_tui.sources.postgres.preflight import run_source_preflight
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.targets.mssql.preflight import run_mssql_preflight
+from cdc_tui.targets.mssql.types import NumericPolicy
 from cdc_tui.targets.postgres.preflight import run_target_preflight
 
 
@@ -57,20 +58,24 @@ def _mssql_findings(
         identity_insert=pipeline.engine == Engine.KAFKA_CONNECT,
     )  # fmt: skip
     source = ctx.pg_params(pipeline.source, application_name="cdc-tui check")
-    findings.append(mssql_plan_finding(source, pipeline, tables))
-    return findings
+    plan = mssql_plan_finding(source, pipeline.name, tables, pipeline.target_schema,
+                              numeric_policy(pipeline))  # fmt: skip
+    return [*findings, plan]
 
 
 def mssql_plan_finding(
-    source: PgParams, pipeline: PipelineRecord, tables: list[TableRef]
+    source: PgParams,
+    name: str,
+    tables: list[TableRef],
+    target_schema: str | None,
+    policy: NumericPolicy,
 ) -> Finding:
     """Step 0's T-SQL planned now, so a column SQL Server cannot hold is found before start."""
-    policy = numeric_policy(pipeline)
     try:
-        result = plan_mssql(source, pipeline.name, tables, pipeline.target_schema, policy)
+        result = plan_mssql(source, name, tables, target_schema, policy)
     except CdcTuiError as exc:
-        fix = f"see `cdc-tui plan {pipeline.name}` and docs/sqlserver.md"
+        fix = f"see `cdc-tui plan {name}` and docs/sqlserver.md"
         return Finding("target.plan", Severity.ERROR, "target", exc.message, fix)
     return Finding("target.plan", Severity.OK, "target",
                    f"Step 0 maps {len(result.plans)} table(s) to SQL Server with numeric policy "
-                   f"{policy}; `cdc-tui plan {pipeline.name}` prints the T-SQL.")  # fmt: skip
+                   f"{policy}; `cdc-tui plan {name}` prints the T-SQL.")  # fmt: skip

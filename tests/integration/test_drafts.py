@@ -272,3 +272,20 @@ def test_a_kafka_connect_draft_without_a_worker_at_its_url_is_blocked(
     assert not any(f.rule == "connect.plugin" for f in findings)
     assert any(f.rule == "source.helper_schema" for f in findings)
     assert PipelineRepository(kafka_ctx.store).list() == []
+
+
+def test_check_draft_of_a_sql_server_target_plans_it_and_reports_the_server(cli: Cli) -> None:
+    with cli.env.config.open("a") as fh:
+        fh.write('\n[connections.dwh]\nurl = "mssql://loader@127.0.0.1:1/dwh"\n'
+                 'password_env = "DWH_PW"\n')  # fmt: skip
+    context = build_context(cli.env.config, environ={**cli.environ(), "DWH_PW": "pw"})
+    try:
+        findings = check_draft(context, Draft("to_dwh", "src", "dwh", (CUSTOMERS, KEYLESS)))
+    finally:
+        context.close()
+    by_rule = {f.rule: f for f in findings}
+    assert by_rule["target.connect"].severity == "error"
+    assert "127.0.0.1:1/dwh" in by_rule["target.connect"].message
+    assert by_rule["target.plan"].severity == "ok"
+    assert "2 table(s)" in by_rule["target.plan"].message
+    assert PipelineRepository(context.store).find("to_dwh") is None  # a check stores nothing
