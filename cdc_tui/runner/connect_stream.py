@@ -35,6 +35,7 @@ from cdc_tui.engines.kafka_connect.lifecycle import (
 from cdc_tui.engines.kafka_connect.naming import ConnectNames, heartbeat_table
 from cdc_tui.engines.kafka_connect.rest import (
     ConnectClient,
+    ConnectError,
     ConnectorMissing,
     ConnectorState,
     ConnectUnreachable,
@@ -285,10 +286,14 @@ class ConnectWatcher:
             self.runner.repo.update(self.sc.pipeline, last_error=None)
 
     def _config_exists(self, name: str) -> bool:
+        """False only when Connect says it does not know the connector; a worker that is
+        rebalancing (500, 409) or unreachable decides nothing, so the next poll asks again."""
         try:
             self.client.get_config(name)
         except ConnectorMissing:
             return False
+        except ConnectError as exc:
+            log.debug("connector %s: no answer about its config yet: %s", name, exc.message)
         return True
 
     # -- source and target -----------------------------------------------------------------

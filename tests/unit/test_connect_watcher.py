@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cdc_tui.config.settings import KafkaConnectSettings
-from cdc_tui.engines.kafka_connect.rest import ConnectorMissing
+from cdc_tui.engines.kafka_connect.rest import ConnectError, ConnectorMissing
 from cdc_tui.runner.connect_stream import ConnectorDisappeared, ConnectWatcher, first_line
 from cdc_tui.sources.postgres.slots import SlotInfo
 
@@ -99,6 +99,8 @@ class _Client:
         self.configs = configs
 
     def get_config(self, name: str) -> dict[str, str]:
+        if name == "rebalancing":
+            raise ConnectError("answered 500: a rebalance is expected")
         if name not in self.configs:
             raise ConnectorMissing(f"no connector {name}")
         return {"name": name}
@@ -108,6 +110,7 @@ def test_a_connector_without_status_yet_is_not_taken_for_gone() -> None:
     watcher, _runner = _watcher(stall_seconds=30)
     watcher.client = _Client({"orders.sink"})  # type: ignore[assignment]
     watcher._tend({"orders.sink": None})  # created, status not written yet: nothing happens
+    watcher._tend({"rebalancing": None})  # a worker that cannot answer decides nothing
     watcher.client = _Client(set())  # type: ignore[assignment]
     with pytest.raises(
         ConnectorDisappeared, match=r"orders\.sink of pipeline 'orders' disappeared"
