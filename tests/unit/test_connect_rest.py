@@ -78,6 +78,30 @@ def test_a_409_is_retried_until_connect_settles() -> None:
     assert seen == ["/connectors/cdc_tui_orders_1_source/status"] * 3
 
 
+def test_a_500_while_a_rebalance_is_expected_is_retried_like_a_409() -> None:
+    answers = iter([500, 200])
+
+    def handler(_request: httpx.Request) -> httpx.Response:
+        if next(answers) == 500:
+            message = "Request cannot be completed because a rebalance is expected"
+            return httpx.Response(500, json={"error_code": 500, "message": message})
+        return httpx.Response(200, json={"name": "c"})
+
+    assert client(handler).get_config("c") == {"name": "c"}
+
+
+def test_another_500_is_not_retried() -> None:
+    calls: list[int] = []
+
+    def handler(_request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(500, json={"error_code": 500, "message": "NullPointerException"})
+
+    with pytest.raises(ConnectError, match="answered 500"):
+        client(handler).get_config("c")
+    assert len(calls) == 1
+
+
 def test_a_409_that_persists_becomes_one_sentence() -> None:
     def handler(_request: httpx.Request) -> httpx.Response:
         return httpx.Response(409, json={"error_code": 409, "message": "rebalance in progress"})

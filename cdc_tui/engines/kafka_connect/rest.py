@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 POSTGRES_SOURCE = POSTGRES_CONNECTOR_CLASS
 JDBC_SINK = JDBC_SINK_CONNECTOR_CLASS
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=3.0)
-# Connect answers 409 during a rebalance; it usually settles within seconds.
+# Connect answers 409 (or 500 "a rebalance is expected") during a rebalance; it usually settles
+# within seconds.
 CONFLICT_RETRIES = 15
 CONFLICT_BACKOFF_S = 1.0
 # What a `missing_ok` call returns on a 404.
@@ -241,10 +242,15 @@ class _Base:
         self.backoff_s = backoff_s
 
     def _retry(self, call: Call, response: httpx.Response, attempt: int) -> bool:
-        """True when Connect is rebalancing (409) and attempts are left."""
-        if response.status_code != 409 or attempt >= self.conflict_retries:
+        """True when Connect is rebalancing and attempts are left: a 409, or the 500 it answers
+        while a rebalance it expects has not started ("a rebalance is expected")."""
+        rebalancing = response.status_code == 409 or (
+            response.status_code == 500 and "rebalance" in _message(response).lower()
+        )
+        if not rebalancing or attempt >= self.conflict_retries:
             return False
-        log.info("Connect answered 409 to %s %s; retrying", call.method, call.path)
+        log.info("Connect answered %d to %s %s; retrying", response.status_code, call.method,
+                 call.path)  # fmt: skip
         return True
 
     def _request_args(self, call: Call) -> dict[str, Any]:
