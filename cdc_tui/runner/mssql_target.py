@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.errors import TargetError
-from cdc_tui.runner.steps import PersistingProgress, StepContext
+from cdc_tui.pgconn import PgParams
+from cdc_tui.pgconn import connect as pg_connect
+from cdc_tui.runner.steps import PersistingProgress, StepContext, read_defs
 from cdc_tui.runner.streaming import announce_step2, stream_into
 from cdc_tui.sources.postgres.catalog import TableDef
+from cdc_tui.sources.postgres.enums import read_enum_labels
 from cdc_tui.targets.mssql import bulk
 from cdc_tui.targets.mssql.applier import MssqlApplier
 from cdc_tui.targets.mssql.connection import MssqlParams, connect
@@ -27,10 +30,10 @@ from cdc_tui.targets.mssql.errors import ValueRejected
 from cdc_tui.targets.mssql.identifiers import quote_qualified
 from cdc_tui.targets.mssql.schema import apply_step0
 from cdc_tui.targets.mssql.server_errors import (
+    DRIVER_ERRORS,
     describe_mssql_error,
     error_number,
-    is_connection_error,
-    pymssql_errors,
+    is_retriable,
 )
 from cdc_tui.targets.mssql.types import NumericPolicy
 from cdc_tui.targets.mssql.values import converter_for
@@ -61,6 +64,24 @@ class MssqlUnavailable(TargetError):
     retriable = True
 
 
+def load_mssql_plans(
+    source: PgParams,
+    pipeline: str,
+    tables: Sequence[TableRef],
+    target_schema: str | None,
+    policy: NumericPolicy,
+) -> tuple[list[tuple[TableDef, TablePlan]], dict[str, list[str]]]:
+    """Read the source catalog (tables and enum labels) and plan the SQL Server tables; the
+    runner's Step 0 and `cdc-tui plan` both come here, so they never differ."""
+    with pg_connect(source) as conn:
+        defs = read_defs(conn, pipeline, tables)
+        labels = read_enum_labels(conn, defs)
+    plans = plan_tables(
+        defs, target_schema=target_schema, numeric_policy=policy, enum_labels=labels
+    )
+    return list(zip(defs, plans, strict=True)), labels
+
+
 class MssqlTarget:
     """The TargetPort for SQL Server, planned from the source catalog as it is now."""
 
@@ -76,20 +97,6 @@ class MssqlTarget:
         self.policy = policy
         self.enum_labels = enum_labels or {}
         self.extra: list[tuple[TableDef, TablePlan]] = []
-
-    @classmethod
-    def plan(
-        cls,
-        sc: StepContext,
-        defs: Sequence[TableDef],
-        enum_labels: dict[str, list[str]],
-        policy: NumericPolicy,
-    ) -> MssqlTarget:
-        assert isinstance(sc.target, MssqlParams)
-        plans = plan_tables(
-            defs, target_schema=sc.target_schema, numeric_policy=policy, enum_labels=enum_labels
-        )
-        return cls(sc.target, list(zip(defs, plans, strict=True)), policy, enum_labels)
 
     def add_helpers(self, sc: StepContext, defs: Sequence[TableDef]) -> None:
         """Tables Step 0 creates but Step 1 never copies (kafka_connect's heartbeat), planned
@@ -216,16 +223,16 @@ class _connection:
     def __enter__(self) -> Any:
         try:
             self.conn = connect(self.params)
-        except pymssql_errors() as exc:
+        except DRIVER_ERRORS as exc:
             raise self._error(exc) from exc
         return self.conn
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
             self.conn.close()
-        except pymssql_errors() as closing:
+        except DRIVER_ERRORS as closing:
             log.debug("closing the SQL Server connection failed too: %s", closing)
-        if exc is not None and isinstance(exc, pymssql_errors()):
+        if exc is not None and isinstance(exc, DRIVER_ERRORS):
             raise self._error(exc) from exc
 
     def _error(self, exc: BaseException) -> TargetError:
@@ -235,7 +242,7 @@ class _connection:
         if number in PERMANENT_CONNECT_ERRORS:
             return TargetError(f"The {where} refused cdc-tui while {self.doing}: {reason}; fix "
                                "the login or its permissions, then start again.")  # fmt: skip
-        if is_connection_error(exc):
+        if is_retriable(exc):
             return MssqlUnavailable(
                 f"The {where} is unavailable while {self.doing}: {reason}; the runner retries."
             )

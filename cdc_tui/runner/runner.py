@@ -34,7 +34,7 @@ from cdc_tui.runner.backoff import Backoff
 from cdc_tui.runner.connect_prepare import prepare_debezium_source
 from cdc_tui.runner.connect_stream import run_connect_step2
 from cdc_tui.runner.lease import LeaseKeeper
-from cdc_tui.runner.mssql_target import MssqlTarget
+from cdc_tui.runner.mssql_target import MssqlTarget, load_mssql_plans
 from cdc_tui.runner.retry import is_retriable
 from cdc_tui.runner.settle import WORKING_CDC, settle_stopped
 from cdc_tui.runner.steplog import StepLog
@@ -49,7 +49,6 @@ from cdc_tui.runner.steps import (
 from cdc_tui.runner.streaming import run_step2
 from cdc_tui.services.context import AppContext, default_actor
 from cdc_tui.services.pipelines import numeric_policy
-from cdc_tui.sources.postgres.enums import read_enum_labels
 from cdc_tui.sources.postgres.objects import drop_slot, slot_row
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.store.repositories import LeaseRepository, PipelineRepository
@@ -187,11 +186,13 @@ class Runner:
 
     def _target(self, sc: StepContext, pipeline: PipelineRecord) -> PostgresTarget | MssqlTarget:
         """The target's Step 0/1 port, planned from the source catalog as it is now."""
-        defs = load_defs(sc.source, self.name, sc.tables)
         if isinstance(sc.target, MssqlParams):
-            with connect(sc.source) as conn:
-                labels = read_enum_labels(conn, defs)
-            return MssqlTarget.plan(sc, defs, labels, numeric_policy(pipeline))
+            policy = numeric_policy(pipeline)
+            pairs, labels = load_mssql_plans(
+                sc.source, self.name, sc.tables, sc.target_schema, policy
+            )
+            return MssqlTarget(sc.target, pairs, policy, labels)
+        defs = load_defs(sc.source, self.name, sc.tables)
         plans = plan_tables(defs, target_schema=sc.target_schema)
         return PostgresTarget(list(zip(defs, plans, strict=True)))
 

@@ -91,7 +91,12 @@ class TargetPort(Protocol):
 def load_defs(source: PgParams, pipeline: str, tables: Sequence[TableRef]) -> list[TableDef]:
     """Read the source catalog of `tables`; a missing table is a hard error."""
     with connect(source) as conn:
-        defs = read_tables(conn, list(tables))
+        return read_defs(conn, pipeline, tables)
+
+
+def read_defs(conn: Any, pipeline: str, tables: Sequence[TableRef]) -> list[TableDef]:
+    """`load_defs` on an open source connection."""
+    defs = read_tables(conn, list(tables))
     missing = [str(ref) for ref, d in defs.items() if d is None]
     if missing:
         raise OperationError(

@@ -12,7 +12,7 @@ from cdc_tui.services.context import AppContext
 from cdc_tui.store.records import PipelineRecord
 from cdc_tui.targets.mssql.admin import drop_table, forget_position, target_name, truncate_tables
 from cdc_tui.targets.mssql.connection import connect
-from cdc_tui.targets.mssql.server_errors import describe_mssql_error, pymssql_errors
+from cdc_tui.targets.mssql.server_errors import DRIVER_ERRORS, describe_mssql_error
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def empty_mssql_target(ctx: AppContext, pipeline: PipelineRecord) -> None:
             conn.commit()
         finally:
             conn.close()
-    except pymssql_errors() as exc:
+    except DRIVER_ERRORS as exc:
         raise TargetError(
             f"Cannot empty the SQL Server target tables of pipeline {pipeline.name!r} on "
             f"{params.display}: {describe_mssql_error(exc, params.password)}; fix access and "
@@ -48,7 +48,7 @@ def truncate_mssql_table(ctx: AppContext, pipeline: PipelineRecord, table: Table
             conn.commit()
         finally:
             conn.close()
-    except pymssql_errors() as exc:
+    except DRIVER_ERRORS as exc:
         raise TargetError(
             f"Cannot truncate target table {name} of pipeline {pipeline.name!r}: "
             f"{describe_mssql_error(exc, params.password)}; fix access and run the resync again."
@@ -73,7 +73,7 @@ def forget_mssql_position(ctx: AppContext, pipeline: PipelineRecord) -> list[str
             conn.commit()
         finally:
             conn.close()
-    except pymssql_errors() as exc:
+    except DRIVER_ERRORS as exc:
         log.warning(
             "could not forget the SQL Server position of %s: %s",
             pipeline.name,

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from cdc_tui.domain.spec import TableRef
-from cdc_tui.errors import OperationError, SourceError
-from cdc_tui.pgconn import PgParams, connect
+from cdc_tui.errors import SourceError
+from cdc_tui.pgconn import PgParams
 from cdc_tui.pgerrors import short_reason
+from cdc_tui.runner.mssql_target import load_mssql_plans
 from cdc_tui.runner.steps import load_plans
 from cdc_tui.services.context import AppContext
 from cdc_tui.services.pipelines import numeric_policy
-from cdc_tui.sources.postgres.catalog import read_tables
-from cdc_tui.sources.postgres.enums import read_enum_labels
 from cdc_tui.store.repositories import PipelineRepository
 from cdc_tui.targets.mssql import ddl as mssql_ddl
 from cdc_tui.targets.mssql.types import NumericPolicy
@@ -33,6 +34,18 @@ class MssqlPlanResult:
         return {"target_kind": "mssql", **mssql_ddl.plan_to_json(self.plans)}
 
 
+@contextmanager
+def _reading_catalog(params: PgParams, name: str) -> Iterator[None]:
+    """A source that cannot be reached becomes one sentence pointing at `cdc-tui check`."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise SourceError(
+            f"Cannot read the source catalog of pipeline {name!r}: "
+            f"{short_reason(exc, [params.password])}; run `cdc-tui check {name}` for details."
+        ) from exc
+
+
 def plan_mssql(
     params: PgParams,
     name: str,
@@ -40,25 +53,9 @@ def plan_mssql(
     target_schema: str | None,
     policy: NumericPolicy,
 ) -> MssqlPlanResult:
-    try:
-        with connect(params) as conn:
-            defs = read_tables(conn, tables)
-            labels = read_enum_labels(conn, [d for d in defs.values() if d is not None])
-    except psycopg.OperationalError as exc:
-        raise SourceError(
-            f"Cannot read the source catalog of pipeline {name!r}: "
-            f"{short_reason(exc, [params.password])}; run `cdc-tui check {name}` for details."
-        ) from exc
-    missing = [str(ref) for ref, d in defs.items() if d is None]
-    if missing:
-        raise OperationError(
-            f"Table(s) {', '.join(missing)} of pipeline {name!r} do not exist on the source; "
-            "restore them or edit the pipeline's tables."
-        )
-    plans = mssql_ddl.plan_tables(
-        [d for d in defs.values() if d is not None],
-        target_schema=target_schema, numeric_policy=policy, enum_labels=labels,
-    )  # fmt: skip
+    with _reading_catalog(params, name):
+        pairs, _labels = load_mssql_plans(params, name, tables, target_schema, policy)
+    plans = [p for _, p in pairs]
     return MssqlPlanResult(plans, mssql_ddl.render_script(plans))
 
 
@@ -78,12 +75,7 @@ def plan_pipeline(ctx: AppContext, name: str) -> PlanResult | MssqlPlanResult:
     tables = [t.table for t in pipeline.tables]
     if pipeline.target.kind == "mssql":
         return plan_mssql(params, name, tables, pipeline.target_schema, numeric_policy(pipeline))
-    try:
+    with _reading_catalog(params, name):
         pairs = load_plans(params, name, tables, pipeline.target_schema)
-    except psycopg.OperationalError as exc:
-        raise SourceError(
-            f"Cannot read the source catalog of pipeline {name!r}: "
-            f"{short_reason(exc, [params.password])}; run `cdc-tui check {name}` for details."
-        ) from exc
     plans = [p for _, p in pairs]
     return PlanResult(plans, render_plan(plans))

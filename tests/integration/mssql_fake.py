@@ -16,13 +16,11 @@ from typing import Any
 
 from pymssql import _mssql
 
+from tests.unit.mssql_recording import RENDERED_POSITION
+
 _CREATE_TABLE = re.compile(r"CREATE TABLE (\[.+?\]\.\[.+?\]) \(\n(.*)\n\);", re.DOTALL)
 _COLUMN_LINE = re.compile(r"^\s+\[((?:[^\]]|\]\])+)\] ")
 _DML = ("MERGE", "UPDATE", "DELETE", "INSERT", "TRUNCATE")
-_POSITION = re.compile(
-    r"CAST\(N'((?:[^']|'')*)' AS nvarchar\(max\)\), CAST\((\d+) AS decimal\(20,0\)\), "
-    r"CAST\((\d+) AS decimal\(20,0\)\)"
-)
 _OBJECT_NAME = re.compile(r"OBJECT_ID\(N'(.*?)'")
 
 
@@ -114,7 +112,7 @@ class FakeConnection:
                     self.server.tables.pop(sql.removeprefix("DROP TABLE "), None)
                 if sql.startswith("TRUNCATE TABLE "):
                     self.server.rows[sql.removeprefix("TRUNCATE TABLE ").rstrip(";")] = []
-                position = _POSITION.search(sql)
+                position = RENDERED_POSITION.search(sql)
                 if sql.startswith("MERGE [cdc_tui].[applied_position]") and position:
                     pipeline, commit_lsn, end_lsn = position.groups()
                     self.server.positions[pipeline] = (int(commit_lsn), int(end_lsn))

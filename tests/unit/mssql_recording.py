@@ -74,7 +74,8 @@ class _Failure:
     fired: int = 0
 
 
-_RENDERED_POSITION = re.compile(
+# The position upsert as pymssql renders it: (pipeline, commit LSN, end LSN).
+RENDERED_POSITION = re.compile(
     r"CAST\(N'((?:[^']|'')*)' AS nvarchar\(max\)\), CAST\((\d+) AS decimal\(20,0\)\), "
     r"CAST\((\d+) AS decimal\(20,0\)\)"
 )
@@ -164,7 +165,7 @@ class RecordingConnection:
                     if stmt.params:
                         pipeline, commit_lsn, end_lsn = stmt.params[:3]
                     else:  # rendered inside a batch: read the literals back
-                        found = _RENDERED_POSITION.search(stmt.rendered)
+                        found = RENDERED_POSITION.search(stmt.rendered)
                         assert found is not None, stmt.rendered
                         pipeline, commit_lsn, end_lsn = found.groups()
                     self.positions[str(pipeline)] = (int(str(commit_lsn)), int(str(end_lsn)))

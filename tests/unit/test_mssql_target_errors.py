@@ -38,6 +38,9 @@ def _refusing(error: BaseException) -> object:
         (pymssql.OperationalError((20009, b"DB-Lib error message 20009, severity 9:\nUnable to "
                                    b"connect: Adaptive Server is unavailable (sql.example)\n")),
          MssqlUnavailable, True, "is unavailable while Step 0: SQL Server error 20009: Unable"),
+        # pymssql raises OperationalError for a truncation too: the number decides, not retried.
+        (pymssql.OperationalError((8152, b"String or binary data would be truncated.")),
+         MssqlCopyError, False, "failed while Step 0: SQL Server error 8152: String or binary"),
         (pymssql.InterfaceError("Connection to the database failed for an unknown reason."),
          MssqlUnavailable, True, "unavailable while Step 0: Connection to the database failed"),
     ],

@@ -7,9 +7,11 @@ missing object) or the source schema drifted; stop, keep the slot, report table,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import psycopg
 
-from cdc_tui.domain.spec import TableRef
+from cdc_tui.domain.spec import TableRef, quote_ident_display
 from cdc_tui.errors import TargetError
 from cdc_tui.lsn import lsn_to_str
 
@@ -75,6 +77,15 @@ class SchemaDriftError(PermanentApplyError):
         )
         self.args = (self.message,)
         self.detail = detail
+
+
+def describe_key(names: Sequence[str], values: Sequence[object]) -> str:
+    """A row's key as errors show it on every target: `id=42`, or `(a, b)=(1, NULL)`."""
+    quoted = [quote_ident_display(n) for n in names]
+    shown = ["NULL" if v is None else str(v) for v in values]
+    if len(quoted) == 1:
+        return f"{quoted[0]}={shown[0]}"
+    return f"({', '.join(quoted)})=({', '.join(shown)})"
 
 
 def _where(table: TableRef | None, key: str | None, lsn: int | None) -> str:

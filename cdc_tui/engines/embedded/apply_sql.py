@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from cdc_tui.domain.spec import TableRef, quote_ident_display
+from cdc_tui.domain.spec import TableRef
+from cdc_tui.engines.embedded.apply_errors import describe_key
 
 # Aliases no replicated column can make ambiguous: every column reference is qualified by them.
 _T = sql.Identifier("_cdc_t")
@@ -65,11 +66,7 @@ class TableShape:
 
     def key_text(self, key_values: Sequence[object]) -> str:
         """The key for a message: `id=42` or `(a, b)=(1, x)`; NULL shows as NULL."""
-        names = [quote_ident_display(self.columns[i]) for i in self.key]
-        shown = ["NULL" if v is None else str(v) for v in key_values]
-        if len(names) == 1:
-            return f"{names[0]}={shown[0]}"
-        return f"({', '.join(names)})=({', '.join(shown)})"
+        return describe_key([self.columns[i] for i in self.key], key_values)
 
 
 def _table(ref: TableRef) -> sql.Identifier:

@@ -33,7 +33,7 @@ from cdc_tui.engines.embedded.messages import (
     Value,
 )
 from cdc_tui.engines.embedded.source_transactions import SourceTransactions
-from cdc_tui.targets.mssql.apply_errors import check_relation, classify, is_retriable
+from cdc_tui.targets.mssql.apply_errors import check_relation, classify
 from cdc_tui.targets.mssql.ddl import position_table_batches
 from cdc_tui.targets.mssql.dml import (
     POSITION_READ,
@@ -45,7 +45,7 @@ from cdc_tui.targets.mssql.dml import (
     TableSql,
     key_text,
 )
-from cdc_tui.targets.mssql.server_errors import DRIVER_ERRORS
+from cdc_tui.targets.mssql.server_errors import DRIVER_ERRORS, is_retriable
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,7 @@
 """pymssql failures as the applier's errors: retry (reconnect and replay) or stop.
 
-SQL Server reports a numbered error; pymssql puts the number in `exc.args[0]` and the message
-bytes in `exc.args[1]`, but raises OperationalError for most numbers (a truncation as much as a
-deadlock), so the number decides. Without a number, the driver itself failed: OperationalError and
-InterfaceError mean the connection is gone (retriable), anything else is a refused statement.
-Login failures (18456, 4060, 18486-18488) are not retried: they are configuration, not weather.
+Which failures are retried is `server_errors.is_retriable`, the same rule the runner's other
+SQL Server steps use.
 
 A Relation that no longer fits its table is schema drift: the SQL Server target never follows
 source DDL by itself, so any added, dropped, renamed or retyped column stops the pipeline.
@@ -13,9 +10,6 @@ source DDL by itself, so any added, dropped, renamed or retyped column stops the
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import pymssql
-from pymssql import _mssql
 
 from cdc_tui.domain.spec import TableRef
 from cdc_tui.engines.embedded.apply_errors import (
@@ -27,33 +21,7 @@ from cdc_tui.engines.embedded.apply_errors import (
 from cdc_tui.engines.embedded.messages import Relation
 from cdc_tui.targets.mssql.dml import MssqlTable
 from cdc_tui.targets.mssql.identifiers import quote_qualified
-from cdc_tui.targets.mssql.server_errors import error_number, error_reason
-
-RETRIABLE_ERROR_NUMBERS = frozenset(
-    {
-        # Concurrency: deadlock victim, lock timeout, snapshot update conflict, In-Memory OLTP.
-        1205, 1222, 3960, 41301, 41302, 41305, 41325, 41839,
-        # Resources that free up: lock memory, server memory, memory grant waits.
-        1204, 701, 8645, 8651,
-        # Connection lost as the server or the network stack reports it; -2 is a client timeout.
-        -2, 64, 121, 233, 10053, 10054, 10060,
-        # Azure SQL and failover: database unavailable, service busy, resource limits.
-        4221, 10922, 10928, 10929, 10936, 14355, 40143, 40197, 40501, 40540, 40613,
-        49918, 49919, 49920,
-        # FreeTDS DB-Library: timed out, read or write failed, cannot connect, EOF, dead process.
-        20003, 20004, 20006, 20009, 20017, 20047,
-    }
-)  # fmt: skip
-
-
-def is_retriable(exc: BaseException) -> bool:
-    """Whether reconnecting and replaying can succeed where this error failed."""
-    number = error_number(exc)
-    if number is not None:
-        return number in RETRIABLE_ERROR_NUMBERS
-    return isinstance(
-        exc, pymssql.OperationalError | pymssql.InterfaceError | _mssql.MSSQLDriverException
-    )
+from cdc_tui.targets.mssql.server_errors import error_reason, is_retriable
 
 
 def classify(

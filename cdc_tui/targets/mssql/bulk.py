@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
 from typing import Any
 
 from psycopg import sql
@@ -18,11 +17,11 @@ from psycopg import sql
 from cdc_tui.fullload.snapshot import open_snapshot_connection
 from cdc_tui.pgconn import PgParams
 from cdc_tui.sources.postgres.catalog import TableDef
-from cdc_tui.targets.mssql.ddl import TablePlan
+from cdc_tui.targets.mssql.ddl import ColumnPlan, TablePlan
 from cdc_tui.targets.mssql.errors import ValueRejected
 from cdc_tui.targets.mssql.identifiers import quote_qualified
 from cdc_tui.targets.mssql.types import NumericPolicy
-from cdc_tui.targets.mssql.values import row_converter
+from cdc_tui.targets.mssql.values import Converter, row_converter
 
 # The source session prints values exactly as the walsender does for Step 2 (replication.py).
 SOURCE_SESSION = (
@@ -50,30 +49,14 @@ def copy_out_sql(td: TableDef) -> sql.Composed:
     )
 
 
-def bulk_value(target_type: str) -> Callable[[object], object] | None:
-    """How a converted value travels through bulk copy, where it differs from a statement.
-
-    pymssql binds a Decimal with a fixed precision of 33 and a datetime to milliseconds, so
-    decimals go as their exact text and temporal values as the text form pymssql itself sends
-    for datetime2 and datetimeoffset (a space, not a T, between date and time).
-    """
-    if target_type.startswith("decimal"):
-        return lambda v: str(v) if isinstance(v, Decimal) else v
-    if target_type.startswith(("datetime2", "datetimeoffset")):
-        return _spaced_datetime
-    return None
-
-
-def _spaced_datetime(value: object) -> object:
-    if not isinstance(value, str):
-        return value
-    text = value.replace("T", " ", 1)
-    # datetimeoffset: "2024-01-02 03:04:05.123456+00:00" -> "... 03:04:05.123456 +00:00"
-    for sign in ("+", "-"):
-        cut = text.rfind(sign)
-        if cut > 10:
-            return text[:cut] + " " + text[cut:]
-    return text
+def for_bulk(column: ColumnPlan, convert: Converter) -> Converter:
+    """`convert` composed, once per column, with how its value travels through bulk copy where
+    that differs from a statement: pymssql binds a Decimal with a fixed precision of 33, so
+    decimals go as their exact plain text (never `1E-8`). Temporal values already are the text
+    both paths read (see values_text.as_timestamptz)."""
+    if column.target_type.startswith("decimal"):
+        return lambda text: format(convert(text), "f")
+    return convert
 
 
 def rows_for_bulk(
@@ -85,20 +68,13 @@ def rows_for_bulk(
     cancel: threading.Event,
 ) -> Iterator[tuple[object, ...]]:
     """Convert source text rows for bulk copy, reporting progress and honouring a cancel."""
-    convert = row_converter(td, plan, numeric_policy=policy)
-    adapters = [(i, f) for i, c in enumerate(plan.columns) if (f := bulk_value(c.target_type))]
+    convert = row_converter(td, plan, numeric_policy=policy, wrap=for_bulk)
     count = 0
     for row in rows:
         try:
             values = convert(row)
         except ValueRejected as exc:
             raise ValueRejected(f"{exc.reason} (row {count + 1:,} of the copy)") from exc
-        if adapters:
-            patched = list(values)
-            for i, adapt in adapters:
-                if patched[i] is not None:
-                    patched[i] = adapt(patched[i])
-            values = tuple(patched)
         count += 1
         if count % PROGRESS_EVERY_ROWS == 0:
             progress(count)

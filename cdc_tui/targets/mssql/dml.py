@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from cdc_tui.domain.spec import TableRef, quote_ident_display
-from cdc_tui.engines.embedded.apply_errors import PermanentApplyError
+from cdc_tui.engines.embedded.apply_errors import PermanentApplyError, describe_key
 from cdc_tui.engines.embedded.messages import UNCHANGED, Delete, Insert, Row, Update, Value
 from cdc_tui.targets.mssql.ddl import POSITION_SCHEMA, POSITION_TABLE
 from cdc_tui.targets.mssql.errors import UnholdableValueError, ValueRejected
@@ -404,9 +404,7 @@ def _sent(row: Row) -> tuple[int, ...]:
 
 
 def key_text(table: MssqlTable, key: Sequence[Value] | None) -> str | None:
-    """The key as PostgreSQL shows it, `(id)=(7)` or `(a, b)=(1, x)`; None without a key."""
+    """The key as every target's errors show it, `id=7` or `(a, b)=(1, x)`; None without one."""
     if not table.key or key is None:
         return None
-    names = ", ".join(quote_ident_display(k) for k in table.key)
-    shown = ", ".join(v if isinstance(v, str) else "NULL" for v in key)
-    return f"({names})=({shown})"
+    return describe_key(table.key, [v if isinstance(v, str) else None for v in key])

@@ -11,7 +11,7 @@ from cdc_tui.domain.spec import TableRef
 from cdc_tui.targets.mssql.connection import MssqlParams, connect
 from cdc_tui.targets.mssql.ddl import DEFAULT_SCHEMA, POSITION_SCHEMA
 from cdc_tui.targets.mssql.identifiers import quote_ident, quote_qualified
-from cdc_tui.targets.mssql.server_errors import describe_mssql_error, pymssql_errors
+from cdc_tui.targets.mssql.server_errors import DRIVER_ERRORS, describe_mssql_error
 from cdc_tui.targets.mssql.types import KEY_COLLATION
 
 # ISJSON, used by the CHECK on json columns, arrived with SQL Server 2016 (major version 13).
@@ -65,7 +65,7 @@ def run_mssql_preflight(
     where = params.display
     try:
         conn = connector(params)
-    except pymssql_errors() as exc:
+    except DRIVER_ERRORS as exc:
         reason = describe_mssql_error(exc, params.password)
         return [
             Finding(
@@ -78,7 +78,7 @@ def run_mssql_preflight(
     try:
         schema = target_schema or DEFAULT_SCHEMA
         return _checks(conn.cursor(), where, schema, tables, identity_insert)
-    except pymssql_errors() as exc:
+    except DRIVER_ERRORS as exc:
         reason = describe_mssql_error(exc, params.password)
         return [
             Finding("target.catalog", Severity.ERROR, where,

@@ -3,7 +3,8 @@
 Every source value arrives as PostgreSQL's text output (session settings `datestyle=ISO,
 intervalstyle=postgres, extra_float_digits=3, timezone=UTC, bytea_output=hex`). pymssql
 substitutes parameters client-side and cuts a `datetime` to milliseconds without its offset, so
-dates and times leave here as ISO-8601 strings that the applier CASTs to the column's type.
+dates and times leave here as SQL Server's own literal text (`2024-01-02 03:04:05.123456 +00:00`),
+which the applier CASTs to the column's type and bulk copy reads as it is.
 A value SQL Server cannot hold exactly raises ValueRejected; nothing is rounded unless the
 numeric policy says so.
 """
@@ -291,11 +292,16 @@ def converter_for(
 
 
 def row_converter(
-    td: TableDef, plan: TablePlan, *, numeric_policy: NumericPolicy = NumericPolicy.ERROR
+    td: TableDef,
+    plan: TablePlan,
+    *,
+    numeric_policy: NumericPolicy = NumericPolicy.ERROR,
+    wrap: Callable[[ColumnPlan, Converter], Converter] | None = None,
 ) -> RowConverter:
     """Convert a whole row in column order, None staying None.
 
-    A ValueRejected names its column: `column "born": date 10000-01-01 is after ...`.
+    A ValueRejected names its column: `column "born": date 10000-01-01 is after ...`. `wrap`
+    composes each column's converter once with what its caller does next (bulk copy's forms).
     """
     names = tuple(c.name for c in td.columns)
     if names != tuple(c.name for c in plan.columns):
@@ -304,7 +310,7 @@ def row_converter(
             "plan the pipeline again."
         )
     converters = tuple(
-        converter_for(c, p, numeric_policy=numeric_policy)
+        (wrap or _unwrapped)(p, converter_for(c, p, numeric_policy=numeric_policy))
         for c, p in zip(td.columns, plan.columns, strict=True)
     )
 
@@ -316,6 +322,10 @@ def row_converter(
         except ValueRejected as exc:
             raise _naming_column(exc, names, converters, row) from exc
 
+    return convert
+
+
+def _unwrapped(_column: ColumnPlan, convert: Converter) -> Converter:
     return convert
 
 

@@ -1,6 +1,7 @@
 """Parsers of PostgreSQL's text output for the SQL Server target: arrays, hstore, composites,
 ranges and intervals become the JSON or ISO-8601 text an nvarchar column holds; dates and times
-become the ISO-8601 strings SQL Server CASTs without depending on its language settings.
+become the `yyyy-mm-dd hh:mm:ss.ffffff [+hh:mm]` literals that datetime2 and datetimeoffset read
+whatever the session's language and DATEFORMAT, in a CAST and in bulk copy alike.
 
 The input is what a source session with `datestyle=ISO, intervalstyle=postgres` prints;
 anything else is refused with ValueRejected rather than guessed at.
@@ -300,9 +301,11 @@ def _in_range(kind: str, text: str, match: re.Match[str] | None, bc: int) -> re.
 
 
 def as_timestamptz(text: str) -> str:
-    """ISO-8601 in UTC with all six fractional digits; any offset PostgreSQL prints is applied."""
+    """UTC with all six fractional digits, any offset PostgreSQL prints applied, in SQL Server's
+    own datetimeoffset literal form (`2024-01-02 03:04:05.123456 +00:00`): a CAST and bulk copy
+    both read it, so Step 1 and Step 2 send the same text."""
     if _UTC_TIMESTAMP.fullmatch(text):  # what a session in UTC prints for years 1 to 9999
-        return f"{text[:10]}T{text[11:19]}.{text[20:-3].ljust(6, '0')}+00:00"
+        return f"{text[:10]} {text[11:19]}.{text[20:-3].ljust(6, '0')} +00:00"
     kind = "timestamp with time zone"
     m = _matched(kind, text, _TIMESTAMP.fullmatch(text))
     if m[8] is None:
@@ -311,7 +314,7 @@ def as_timestamptz(text: str) -> str:
     year = 1 - int(m[1]) if m[12] else int(m[1])  # astronomical: 1 BC is year 0
     offset = int(m[9]) * 3600 + int(m[10] or 0) * 60 + int(m[11] or 0)
     if not offset and 1 <= year <= 9999:
-        return f"{text[:10]}T{m[4]}:{m[5]}:{m[6]}.{fraction}+00:00"
+        return f"{text[:10]} {m[4]}:{m[5]}:{m[6]}.{fraction} +00:00"
     if m[8] == "-":
         offset = -offset
     # 1 BC or 10000 AD local can still be in range in UTC; the Gregorian calendar repeats every
@@ -329,15 +332,16 @@ def as_timestamptz(text: str) -> str:
         raise (_before if offset > 0 else _after)(kind, text) from None
     if not 1 <= utc.year - shift <= 9999:
         raise (_before if utc.year - shift < 1 else _after)(kind, text)
-    return f"{utc.year - shift:04d}-{utc:%m-%dT%H:%M:%S}.{utc.microsecond:06d}+00:00"
+    return f"{utc.year - shift:04d}-{utc:%m-%d %H:%M:%S}.{utc.microsecond:06d} +00:00"
 
 
 def as_timestamp(text: str) -> str:
+    """`2024-01-02 03:04:05.123456`: datetime2's literal form, for a CAST and bulk copy alike."""
     kind = "timestamp"
     m = _in_range(kind, text, _TIMESTAMP.fullmatch(text), 12)
     if m[8] is not None:
         raise malformed(kind, text)
-    return f"{text[:10]}T{m[4]}:{m[5]}:{m[6]}.{(m[7] or '').ljust(6, '0')}"
+    return f"{text[:10]} {m[4]}:{m[5]}:{m[6]}.{(m[7] or '').ljust(6, '0')}"
 
 
 def as_date(text: str) -> str:
